@@ -1,0 +1,1 @@
+"""Kezhan: customer data platform for Chinese marketplace sellers."""

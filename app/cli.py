@@ -1,0 +1,112 @@
+"""The `kezhan` command: serve, migrate, manage tenants."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+
+from app.config import Settings, get_settings
+from app.db import create_engine, create_sessionmaker, libpq_url
+from app.migrate import ensure_at_head, upgrade
+
+app = typer.Typer(
+    help="Kezhan (客栈): customer data for marketplace sellers.", no_args_is_help=True
+)
+tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+
+
+def _say(message: str) -> None:
+    """Human messages go to stderr so stdout stays clean for scripts."""
+    typer.echo(message, err=True)
+
+
+def _prepare(settings: Settings) -> str:
+    """Start the embedded database if configured and bring it to the code's schema."""
+    url = libpq_url(settings)
+    if settings.embedded:
+        upgrade(url)
+    return url
+
+
+async def _create_tenant(settings: Settings, url: str, name: str) -> str:
+    from app.services.auth import create_tenant
+
+    engine = create_engine(url, settings)
+    try:
+        await ensure_at_head(engine)
+        async with create_sessionmaker(engine)() as session:
+            _, issued = await create_tenant(session, name)
+            await session.commit()
+            return issued.secret
+    finally:
+        await engine.dispose()
+
+
+async def _ensure_demo(settings: Settings, url: str) -> str | None:
+    """On the first start of an empty embedded database, a demo tenant to try the API with."""
+    from app.services.auth import any_tenant
+    from app.services.demo import seed_demo_tenant
+
+    key_file = settings.data_dir / "demo-key.txt"
+    engine = create_engine(url, settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            if await any_tenant(session):
+                return key_file.read_text().strip() if key_file.exists() else None
+            key = await seed_demo_tenant(session, settings)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    return key
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the API (migrating the embedded database first)."""
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = get_settings()
+    url = _prepare(settings)
+    if settings.embedded and settings.demo_data:
+        key = asyncio.run(_ensure_demo(settings, url))
+        if key:
+            _say(
+                f"\n  Kezhan is starting on http://{host}:{port}  (API docs: /docs)\n"
+                f"  Demo tenant API key: {key}\n"
+                f"  (kept in {settings.data_dir / 'demo-key.txt'}; use it in /docs → Authorize)\n"
+            )
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply every pending schema migration."""
+    settings = get_settings()
+    upgrade(libpq_url(settings))
+    _say("database schema is up to date")
+
+
+@tenant_app.command("create")
+def tenant_create(
+    name: Annotated[str, typer.Argument(help="The seller organisation's name.")],
+) -> None:
+    """Create a tenant; prints only its owner API key, so `KEY=$(kezhan tenant create x)` works."""
+    settings = get_settings()
+    url = _prepare(settings)
+    key = asyncio.run(_create_tenant(settings, url, name))
+    sys.stdout.write(key + "\n")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,72 @@
+"""Database location (embedded pgserver or DATABASE_URL), engine and session factory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.config import Settings
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DATABASE = "kezhan"
+_embedded_servers: dict[Path, Any] = {}
+
+
+def start_embedded_postgres(data_dir: Path, database: str = EMBEDDED_DATABASE) -> str:
+    """Start (or join) the embedded PostgreSQL in `data_dir/pg` and return a libpq URL to it.
+
+    pgserver shares one server between processes using the same folder and stops it when the last
+    of them exits, so `kezhan tenant create` works while `kezhan serve` runs.
+    """
+    from pgserver.postgres_server import get_server  # lazily: only embedded mode needs it
+
+    pgdata = (data_dir / "pg").resolve()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = _embedded_servers.get(pgdata)
+    if server is None:
+        server = get_server(pgdata, cleanup_mode="stop")
+        _embedded_servers[pgdata] = server
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+        if "(1 row)" not in exists:
+            server.psql(f'CREATE DATABASE "{database}";')
+    return str(server.get_uri(database))
+
+
+def libpq_url(settings: Settings) -> str:
+    """The plain `postgresql://` URL of the configured database (starting the embedded one)."""
+    if settings.database_url is None:
+        return start_embedded_postgres(settings.data_dir)
+    url = make_url(settings.database_url)
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def sqlalchemy_url(plain_url: str) -> str:
+    return (
+        make_url(plain_url)
+        .set(drivername="postgresql+asyncpg")
+        .render_as_string(hide_password=False)
+    )
+
+
+def create_engine(plain_url: str, settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        sqlalchemy_url(plain_url),
+        pool_size=settings.db_pool_size,
+        max_overflow=10,
+        pool_pre_ping=False,
+        connect_args={"server_settings": {"timezone": "UTC", "application_name": "kezhan"}},
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

@@ -1,0 +1,77 @@
+"""FastAPI dependencies as typed `Annotated` aliases: sessions, the caller, the vault, the clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.crypto import Vault
+from app.errors import Unauthenticated
+from app.runtime import Clock, Runtime
+from app.services.auth import Principal
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer kz_...`")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def _session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed when the handler returns, rolled back on error."""
+    async with runtime.sessions() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+async def _read_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    """Autocommit reads: one round trip per query, no BEGIN/ROLLBACK around a lone SELECT."""
+    async with runtime.read_sessions() as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(_session, scope="function")]
+ReadSession = Annotated[AsyncSession, Depends(_read_session, scope="function")]
+
+
+async def _current_key(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise Unauthenticated("send an API key as `Authorization: Bearer <key>`")
+    return await runtime.keys.verify(credentials.credentials)
+
+
+CurrentKey = Annotated[Principal, Depends(_current_key)]
+
+
+def _vault(runtime: RuntimeDep) -> Vault:
+    return runtime.vault
+
+
+VaultDep = Annotated[Vault, Depends(_vault)]
+
+
+def _clock(runtime: RuntimeDep) -> Clock:
+    return runtime.clock
+
+
+ClockDep = Annotated[Clock, Depends(_clock)]
+
+IfMatch = Annotated[
+    str | None,
+    Header(description="The resource's current `ETag`; a stale one gets 412."),
+]

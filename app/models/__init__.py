@@ -1,0 +1,21 @@
+"""All tables, imported here so that Alembic and the metadata see every one."""
+
+from app.models.base import Base
+from app.models.customers import Customer, CustomerAddress, CustomerContact, Interaction
+from app.models.identities import CustomerIdentity
+from app.models.privacy import AuditEvent
+from app.models.shops import Shop
+from app.models.tenants import ApiKey, Tenant
+
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "Base",
+    "Customer",
+    "CustomerAddress",
+    "CustomerContact",
+    "CustomerIdentity",
+    "Interaction",
+    "Shop",
+    "Tenant",
+]

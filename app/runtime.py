@@ -1,0 +1,27 @@
+"""What the app holds while it runs: engine, session factories, vault, key verifier, clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.crypto import Vault
+from app.services.auth import KeyVerifier
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database_url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    read_sessions: async_sessionmaker[AsyncSession]
+    vault: Vault
+    keys: KeyVerifier
+    clock: Clock

@@ -21,8 +21,20 @@ def _url() -> str:
     return sqlalchemy_url(url if url is not None else libpq_url(get_settings()))
 
 
+def _include(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """The job queue's tables belong to procrastinate's schema script, not to our models."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        compare_type=True,
+        include_object=_include,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

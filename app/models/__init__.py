@@ -2,7 +2,11 @@
 
 from app.models.base import Base
 from app.models.customers import Customer, CustomerAddress, CustomerContact, Interaction
+from app.models.facts import CustomerFacts
+from app.models.idempotency import IdempotencyKey
 from app.models.identities import CustomerIdentity
+from app.models.imports import Import, ImportRejection
+from app.models.orders import Order, OrderItem
 from app.models.privacy import AuditEvent
 from app.models.shops import Shop
 from app.models.tenants import ApiKey, Tenant
@@ -14,8 +18,14 @@ __all__ = [
     "Customer",
     "CustomerAddress",
     "CustomerContact",
+    "CustomerFacts",
     "CustomerIdentity",
+    "IdempotencyKey",
+    "Import",
+    "ImportRejection",
     "Interaction",
+    "Order",
+    "OrderItem",
     "Shop",
     "Tenant",
 ]

@@ -1,0 +1,34 @@
+"""Probes, request ids and offline docs."""
+
+from __future__ import annotations
+
+import httpx
+
+
+async def test_healthz_and_readyz_report_ok(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
+
+
+async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:
+    generated = await client.get("/healthz")
+    assert len(generated.headers["x-request-id"]) >= 16
+    echoed = await client.get("/healthz", headers={"X-Request-ID": "trace-abc"})
+    assert echoed.headers["x-request-id"] == "trace-abc"
+
+
+async def test_docs_are_served_without_any_cdn(client: httpx.AsyncClient) -> None:
+    for page in ("/docs", "/redoc"):
+        html = (await client.get(page)).text
+        assert "cdn." not in html and "https://" not in html.split("<body>")[0]
+    assert (await client.get("/docs-assets/swagger-ui-bundle.js")).status_code == 200
+    assert (await client.get("/docs-assets/redoc.standalone.js")).status_code == 200
+
+
+async def test_unknown_route_is_problem_json(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 404

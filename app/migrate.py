@@ -14,6 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """The job queue's tables belong to procrastinate's schema script, not to our models."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 def alembic_config(plain_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import get_settings
 from app.db import libpq_url, sqlalchemy_url
+from app.migrate import include_object
 from app.models import Base
 
 config = context.config
@@ -33,7 +34,7 @@ def _run(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
-        include_object=_include,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

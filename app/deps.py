@@ -1,4 +1,8 @@
-"""FastAPI dependencies as typed `Annotated` aliases: sessions, the caller, the vault, the clock."""
+"""FastAPI dependencies as typed `Annotated` aliases: sessions, the caller, the vault, the clock.
+
+All are `async def`: FastAPI runs plain `def` dependencies in a thread pool, which costs more
+than the work they do.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from app.services.auth import Principal
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer kz_...`")
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -58,14 +62,14 @@ async def _current_key(
 CurrentKey = Annotated[Principal, Depends(_current_key)]
 
 
-def _vault(runtime: RuntimeDep) -> Vault:
+async def _vault(runtime: RuntimeDep) -> Vault:
     return runtime.vault
 
 
 VaultDep = Annotated[Vault, Depends(_vault)]
 
 
-def _clock(runtime: RuntimeDep) -> Clock:
+async def _clock(runtime: RuntimeDep) -> Clock:
     return runtime.clock
 
 

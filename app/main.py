@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from app import problems
 from app.config import Settings, get_settings
 from app.crypto import Vault, load_keys
 from app.db import create_engine, create_sessionmaker, libpq_url
+from app.jobs import build_job_app, worker_options
 from app.middleware import RequestContext, configure_logging
 from app.migrate import ensure_at_head
 from app.models.base import utcnow
@@ -40,21 +42,36 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     url = await asyncio.to_thread(libpq_url, settings)
     engine = create_engine(url, settings)
+    job_app = build_job_app(url)
     try:
         await ensure_at_head(engine)
-        app.state.runtime = Runtime(
-            settings=settings,
-            database_url=url,
-            engine=engine,
-            sessions=create_sessionmaker(engine),
-            read_sessions=create_sessionmaker(
-                engine.execution_options(isolation_level="AUTOCOMMIT")
-            ),
-            vault=Vault(load_keys(settings)),
-            keys=KeyVerifier(engine, settings.api_key_cache_seconds),
-            clock=app.state.clock,
-        )
-        yield
+        async with job_app.open_async():
+            runtime = Runtime(
+                settings=settings,
+                database_url=url,
+                engine=engine,
+                sessions=create_sessionmaker(engine),
+                read_sessions=create_sessionmaker(
+                    engine.execution_options(isolation_level="AUTOCOMMIT")
+                ),
+                vault=Vault(load_keys(settings)),
+                keys=KeyVerifier(engine, settings.api_key_cache_seconds),
+                clock=app.state.clock,
+                jobs=job_app,
+            )
+            app.state.runtime = runtime
+            worker = (
+                asyncio.create_task(job_app.run_worker_async(**worker_options(runtime)))
+                if settings.job_worker_in_process
+                else None
+            )
+            try:
+                yield
+            finally:
+                if worker is not None:
+                    worker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
     finally:
         await engine.dispose()
 

@@ -1,4 +1,4 @@
-"""What the app holds while it runs: engine, session factories, vault, key verifier, clock."""
+"""What the app holds while it runs: engine, sessions, vault, key verifier, clock, job queue."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import procrastinate
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
@@ -25,3 +26,4 @@ class Runtime:
     vault: Vault
     keys: KeyVerifier
     clock: Clock
+    jobs: procrastinate.App

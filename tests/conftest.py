@@ -12,7 +12,7 @@ import base64
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.db import start_embedded_postgres
+from app.jobs import run_until_idle
 from app.main import create_app
 from app.migrate import upgrade
 from app.runtime import Runtime
@@ -99,6 +100,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         api_key_cache_seconds=0.0,
         db_pool_size=5,
         log_level="WARNING",
+        job_worker_in_process=False,
     )
 
 
@@ -136,3 +138,16 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def tenants(client: httpx.AsyncClient, runtime: Runtime) -> TenantFactory:
     return TenantFactory(client, runtime)
+
+
+RunJobs = Callable[[], Awaitable[None]]
+
+
+@pytest.fixture
+def run_jobs(runtime: Runtime) -> RunJobs:
+    """Run every queued job to completion, as the worker would (tests run no background worker)."""
+
+    async def run() -> None:
+        await run_until_idle(runtime)
+
+    return run

@@ -9,7 +9,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Select, delete, exists, func, literal_column, select, type_coerce
+from sqlalchemy import (
+    JSON,
+    Select,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -124,6 +134,10 @@ _PROFILE = select(
     _CONTACTS.label("contacts"),
     _ADDRESSES.label("addresses"),
     _IDENTITIES.label("identities"),
+)
+# Built once: SQLAlchemy memoises a statement's cache key, so the hot read skips rebuilding it.
+_ONE_PROFILE = _PROFILE.where(
+    _c.tenant_id == bindparam("tenant_id"), _c.id == bindparam("customer_id")
 )
 
 

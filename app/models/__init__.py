@@ -6,6 +6,7 @@ from app.models.facts import CustomerFacts
 from app.models.idempotency import IdempotencyKey
 from app.models.identities import CustomerIdentity
 from app.models.imports import Import, ImportRejection
+from app.models.merges import MergeSuggestion
 from app.models.orders import Order, OrderItem
 from app.models.privacy import AuditEvent
 from app.models.shops import Shop
@@ -24,6 +25,7 @@ __all__ = [
     "Import",
     "ImportRejection",
     "Interaction",
+    "MergeSuggestion",
     "Order",
     "OrderItem",
     "Shop",

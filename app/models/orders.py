@@ -34,6 +34,10 @@ class Order(TenantMixin, TimestampMixin, Base):
     receiver_phone_masked: Mapped[str | None] = mapped_column(String(50))
     receiver_address_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     receiver_address_masked: Mapped[str | None] = mapped_column(String(300))
+    receiver_hash: Mapped[bytes | None] = mapped_column(
+        LargeBinary,
+        comment="Keyed hash of name, phone and address: detects changes re-imports bring.",
+    )
     province: Mapped[str | None] = mapped_column(String(50))
     city: Mapped[str | None] = mapped_column(String(50))
     district: Mapped[str | None] = mapped_column(String(50))
@@ -78,3 +82,4 @@ class OrderItem(Base):
     unit_price_fen: Mapped[int | None] = mapped_column(BigInteger)
     paid_fen: Mapped[int | None] = mapped_column(BigInteger)
     refund_status: Mapped[str | None] = mapped_column(String(100))
+    refund_fen: Mapped[int | None] = mapped_column(BigInteger)

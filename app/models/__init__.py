@@ -6,6 +6,15 @@ from app.models.facts import CustomerFacts
 from app.models.idempotency import IdempotencyKey
 from app.models.identities import CustomerIdentity
 from app.models.imports import Import, ImportRejection
+from app.models.loyalty import (
+    LoyaltyAccount,
+    LoyaltyEntry,
+    LoyaltyLot,
+    LoyaltyLotConsumption,
+    LoyaltyOrderEarn,
+    LoyaltyProgram,
+    LoyaltyTierChange,
+)
 from app.models.merges import MergeSuggestion
 from app.models.orders import Order, OrderItem
 from app.models.privacy import AuditEvent
@@ -25,6 +34,13 @@ __all__ = [
     "Import",
     "ImportRejection",
     "Interaction",
+    "LoyaltyAccount",
+    "LoyaltyEntry",
+    "LoyaltyLot",
+    "LoyaltyLotConsumption",
+    "LoyaltyOrderEarn",
+    "LoyaltyProgram",
+    "LoyaltyTierChange",
     "MergeSuggestion",
     "Order",
     "OrderItem",

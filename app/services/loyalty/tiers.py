@@ -1,0 +1,87 @@
+"""Tiers: measured on rolling 12-month spend or lifetime points, recomputed with every earn and
+reverse and by schedule, each change recorded with its date and cause."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models.base import new_id
+from app.models.loyalty import LoyaltyAccount, LoyaltyOrderEarn, LoyaltyTierChange
+from app.schemas.loyalty import TierBasis, TierIn
+from app.services.loyalty.program import Program
+
+ROLLING = timedelta(days=365)
+
+
+async def rolling_spend(
+    session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID, now: datetime
+) -> int:
+    """Net paid (after refunds) of the customer's earning orders in the last 12 months, in fen."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(LoyaltyOrderEarn.net_fen), 0)).where(
+            LoyaltyOrderEarn.tenant_id == tenant_id,
+            LoyaltyOrderEarn.customer_id == customer_id,
+            LoyaltyOrderEarn.status != "voided",
+            LoyaltyOrderEarn.earned_at > now - ROLLING,
+            LoyaltyOrderEarn.earned_at <= now,
+        )
+    )
+    return int(total or 0)
+
+
+async def measure(
+    session: AsyncSession, account: LoyaltyAccount, program: Program, now: datetime
+) -> int:
+    if program.settings.tier_basis is TierBasis.lifetime_points:
+        return account.lifetime_points
+    return await rolling_spend(session, account.tenant_id, account.customer_id, now)
+
+
+def tier_for(program: Program, value: int) -> TierIn:
+    reached = [t for t in program.settings.tiers if t.threshold <= value]
+    return reached[-1]
+
+
+def next_tier(program: Program, value: int) -> tuple[TierIn, int] | None:
+    above = [t for t in program.settings.tiers if t.threshold > value]
+    return (above[0], above[0].threshold - value) if above else None
+
+
+async def recompute(
+    session: AsyncSession, account: LoyaltyAccount, program: Program, now: datetime, cause: str
+) -> None:
+    """Move the (locked) account to the tier its measure reaches, up or down, and record it."""
+    tier = tier_for(program, await measure(session, account, program, now))
+    if tier.code == account.tier:
+        return
+    session.add(
+        LoyaltyTierChange(
+            tenant_id=account.tenant_id,
+            id=new_id(),
+            customer_id=account.customer_id,
+            from_tier=account.tier,
+            to_tier=tier.code,
+            changed_at=now,
+            cause=cause,
+        )
+    )
+    account.tier, account.tier_since, account.updated_at = tier.code, now, now
+    await session.flush()
+
+
+async def tier_history(
+    session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
+) -> list[LoyaltyTierChange]:
+    rows = await session.scalars(
+        select(LoyaltyTierChange)
+        .where(
+            LoyaltyTierChange.tenant_id == tenant_id,
+            LoyaltyTierChange.customer_id == customer_id,
+        )
+        .order_by(LoyaltyTierChange.changed_at, LoyaltyTierChange.id)
+    )
+    return list(rows)

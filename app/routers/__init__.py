@@ -2,12 +2,14 @@
 
 from fastapi import APIRouter
 
-from app.routers import api_keys, audit, customers, health, shops
+from app.routers import api_keys, audit, customers, health, identities, orders, shops
 
 ROUTERS: list[APIRouter] = [
     health.router,
     customers.router,
     shops.router,
+    orders.router,
+    identities.router,
     api_keys.router,
     audit.router,
 ]

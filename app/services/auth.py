@@ -43,6 +43,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "pii:unmasked": MANAGERS,
     "orders:read": READERS,
     "orders:import": frozenset({Role.owner, Role.admin, Role.importer}),
+    "imports:read": frozenset({Role.owner, Role.admin, Role.importer, Role.analyst}),
 }
 
 

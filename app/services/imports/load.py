@@ -1,0 +1,616 @@
+"""Set-based loading of canonical order frames: COPY into staging, resolve buyers, upsert.
+
+One call loads one or more snapshots (an export, or a JSON batch) of one shop inside the caller's
+transaction: nothing is committed here, so a failure anywhere leaves the database untouched and a
+retried job starts from the same state. The rules (forward-only status, identity resolution, what
+counts as a change) are written down in docs/order-sync.md.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.crypto import Vault
+from app.errors import FieldError, ValidationFailed
+from app.services import pii
+from app.services.facts import refresh_customer_facts
+from app.services.imports.export import ITEM_SCHEMA, ORDER_SCHEMA, REJECTION_SCHEMA
+
+Progress = Callable[[int], Awaitable[None]]
+OrdersChangedHook = Callable[[AsyncSession, uuid.UUID, list[uuid.UUID], datetime], Awaitable[None]]
+
+# A UUIDv7 made in SQL (millisecond time prefix, version and variant bits), so set-based inserts
+# get the same sortable ids as rows made in Python.
+UUID7_SQL = (
+    "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing "
+    "substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) "
+    "FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid"
+)
+
+# Forward-only status: a snapshot may move an order to a status of equal or higher rank only.
+STATUS_RANK = {
+    "pending_payment": 0,
+    "paid": 1,
+    "shipped": 2,
+    "completed": 3,
+    "refunding": 4,
+    "partially_refunded": 5,
+    "refunded": 6,
+    "closed": 6,
+}
+
+
+def _rank_sql(column: str) -> str:
+    cases = " ".join(f"WHEN '{status}' THEN {rank}" for status, rank in STATUS_RANK.items())
+    return f"(CASE {column} {cases} ELSE 0 END)"
+
+
+@dataclass
+class Snapshot:
+    """One consistent view of a shop's orders: a parsed export, or one JSON batch."""
+
+    source_time: datetime | None
+    orders: pl.DataFrame  # ORDER_SCHEMA
+    items: pl.DataFrame  # ITEM_SCHEMA
+    rejections: pl.DataFrame  # REJECTION_SCHEMA
+    rows_read: int
+    duplicates: int = 0
+
+
+@dataclass
+class LoadCounts:
+    rows_read: int = 0
+    orders_created: int = 0
+    orders_updated: int = 0
+    orders_unchanged: int = 0
+    orders_stale: int = 0
+    items: int = 0
+    items_written: int = 0
+    customers_created: int = 0
+    customers_matched: int = 0
+    rejected: int = 0
+    anonymous: int = 0
+    duplicates: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values.pop("timings")
+        return values
+
+
+@dataclass(frozen=True)
+class LoadTarget:
+    tenant_id: uuid.UUID
+    shop_id: uuid.UUID
+    platform: str
+    import_id: uuid.UUID | None
+
+
+# --- preparing frames (CPU: run in a worker thread for big files) ------------------------------
+
+_STAGE_COLUMNS = [
+    "order_no", "status", "raw_status", "after_sale_status", "buyer_key",
+    "receiver_name_enc", "receiver_name_masked", "receiver_phone_enc", "receiver_phone_masked",
+    "receiver_address_enc", "receiver_address_masked", "receiver_hash",
+    "province", "city", "district", "postal_code",
+    "goods_total_fen", "shipping_fen", "discount_fen", "paid_fen", "received_fen", "refund_fen",
+    "ordered_at", "paid_at", "shipped_at", "completed_at",
+    "buyer_message", "seller_memo", "item_count",
+    "ident_key", "ident_shop", "phone_hash", "phone_enc", "phone_masked", "display_name",
+]  # fmt: skip
+
+_ITEM_COLUMNS = [
+    "order_no", "line_no", "sub_order_no", "title", "sku", "merchant_code", "product_id",
+    "quantity", "unit_price_fen", "paid_fen", "refund_status", "refund_fen",
+]  # fmt: skip
+
+
+def _hex(blob: bytes) -> str:
+    return "\\x" + blob.hex()
+
+
+def _clear_phone(raw: str) -> str | None:
+    try:
+        return pii.normalize_phone(raw, ["phone"])
+    except ValidationFailed:
+        return None
+
+
+def _mask(kind: str, value: str) -> str:
+    if "*" in value:
+        return value  # already masked by the marketplace
+    if kind == "name":
+        return pii.mask_name(value)
+    if kind == "phone":
+        return pii.mask_phone(_clear_phone(value) or value)
+    return pii.mask_street(value)
+
+
+def _sealed(vault: Vault, tenant_id: uuid.UUID, column: pl.Series, kind: str) -> pl.DataFrame:
+    """Ciphertext (hex for COPY) and masked copy per distinct value: buyers repeat across orders."""
+    values = column.drop_nulls().unique().to_list()
+    return pl.DataFrame(
+        {
+            column.name: values,
+            f"{column.name}_enc": [_hex(vault.encrypt(tenant_id, v)) for v in values],
+            f"{column.name}_masked": [_mask(kind, v) for v in values],
+        },
+        schema={
+            column.name: pl.String(),
+            f"{column.name}_enc": pl.String(),
+            f"{column.name}_masked": pl.String(),
+        },
+    )
+
+
+def _phones(vault: Vault, tenant_id: uuid.UUID, column: pl.Series) -> pl.DataFrame:
+    """Full (unmasked) phones: the keyed lookup hash, and the sealed normalised number."""
+    rows: dict[str, list[Any]] = {"receiver_phone": [], "phone_hash": [], "phone_enc": []}
+    rows["phone_masked"] = []
+    for raw in column.drop_nulls().unique().to_list():
+        phone = _clear_phone(raw)
+        if phone is None:
+            continue
+        rows["receiver_phone"].append(raw)
+        rows["phone_hash"].append(_hex(vault.lookup_hash(tenant_id, "phone", phone)))
+        rows["phone_enc"].append(_hex(vault.encrypt(tenant_id, phone)))
+        rows["phone_masked"].append(pii.mask_phone(phone))
+    return pl.DataFrame(rows, schema=dict.fromkeys(rows, pl.String()))
+
+
+def _receiver_hashes(vault: Vault, tenant_id: uuid.UUID, frame: pl.DataFrame) -> pl.DataFrame:
+    keys = frame.select(
+        pl.concat_str(
+            [
+                pl.col(c).fill_null("")
+                for c in ("receiver_name", "receiver_phone", "receiver_address")
+            ],
+            separator="\x1f",
+        ).alias("receiver_text")
+    )["receiver_text"]
+    values = keys.unique().to_list()
+    return pl.DataFrame(
+        {
+            "receiver_text": values,
+            "receiver_hash": [_hex(vault.lookup_hash(tenant_id, "receiver", v)) for v in values],
+        },
+        schema={"receiver_text": pl.String(), "receiver_hash": pl.String()},
+    )
+
+
+def prepare_orders(
+    vault: Vault, target: LoadTarget, orders: pl.DataFrame
+) -> tuple[pl.DataFrame, dict[str, float]]:
+    """The staging frame: personal data sealed and masked, buyer identity keys derived."""
+    started = time.perf_counter()
+    tenant_id = target.tenant_id
+    frame = orders.select(list(ORDER_SCHEMA)).with_columns(
+        pl.concat_str(
+            [
+                pl.col(c).fill_null("")
+                for c in ("receiver_name", "receiver_phone", "receiver_address")
+            ],
+            separator="\x1f",
+        ).alias("receiver_text")
+    )
+    for column, kind in (
+        ("receiver_name", "name"),
+        ("receiver_phone", "phone"),
+        ("receiver_address", "street"),
+    ):
+        frame = frame.join(_sealed(vault, tenant_id, frame[column], kind), on=column, how="left")
+    frame = frame.join(_receiver_hashes(vault, tenant_id, frame), on="receiver_text", how="left")
+    frame = frame.join(
+        _phones(vault, tenant_id, frame["receiver_phone"]), on="receiver_phone", how="left"
+    )
+    sealed = time.perf_counter()
+    key = pl.col("buyer_key").str.strip_chars()
+    masked = pl.col("buyer_key_masked").fill_null(False) | key.str.contains("*", literal=True)
+    region = pl.concat_str(
+        [pl.col(c).fill_null("") for c in ("province", "city", "district")], separator="|"
+    )
+    has_key = key.is_not_null() & (key != "")
+    frame = frame.with_columns(
+        # A masked key is only as good as the region it came with: scope it to this shop and place.
+        pl.when(~has_key)
+        .then(None)
+        .when(masked)
+        .then(pl.concat_str([key, region], separator="|"))
+        .otherwise(key)
+        .alias("ident_key"),
+        pl.when(has_key & masked)
+        .then(pl.lit(str(target.shop_id)))
+        .otherwise(None)
+        .alias("ident_shop"),
+        pl.when(has_key & ~masked).then(pl.col("phone_hash")).otherwise(None).alias("phone_hash"),
+        pl.when(masked | (target.platform != "tmall"))
+        .then(pl.col("receiver_name_masked"))
+        .otherwise(key)
+        .alias("display_name"),
+        pl.when(has_key).then(key).otherwise(None).alias("buyer_key"),
+    )
+    return frame.select(_STAGE_COLUMNS), {
+        "seal_s": sealed - started,
+        "prepare_s": time.perf_counter() - started,
+    }
+
+
+def _csv(frame: pl.DataFrame) -> io.BytesIO:
+    buffer = io.BytesIO()
+    frame.write_csv(buffer, include_header=False, datetime_format="%Y-%m-%d %H:%M:%S%.6f+00")
+    buffer.seek(0)
+    return buffer
+
+
+# --- SQL ---------------------------------------------------------------------------------------
+
+_CREATE_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS stage_orders (
+    order_no text, status text, raw_status text, after_sale_status text, buyer_key text,
+    receiver_name_enc bytea, receiver_name_masked text, receiver_phone_enc bytea,
+    receiver_phone_masked text, receiver_address_enc bytea, receiver_address_masked text,
+    receiver_hash bytea, province text, city text, district text, postal_code text,
+    goods_total_fen bigint, shipping_fen bigint, discount_fen bigint, paid_fen bigint,
+    received_fen bigint, refund_fen bigint, ordered_at timestamptz, paid_at timestamptz,
+    shipped_at timestamptz, completed_at timestamptz, buyer_message text, seller_memo text,
+    item_count int, ident_key text, ident_shop uuid, phone_hash bytea, phone_enc bytea,
+    phone_masked text, display_name text,
+    order_id uuid, customer_id uuid, prev_status text, prev_customer uuid,
+    accepted boolean NOT NULL DEFAULT true
+) ON COMMIT DROP;
+CREATE TEMP TABLE IF NOT EXISTS stage_items (
+    order_no text, line_no int, sub_order_no text, title text, sku text, merchant_code text,
+    product_id text, quantity int, unit_price_fen bigint, paid_fen bigint, refund_status text,
+    refund_fen bigint
+) ON COMMIT DROP;
+CREATE TEMP TABLE IF NOT EXISTS load_touched (
+    order_id uuid, customer_id uuid, inserted boolean, status text, prev_status text
+) ON COMMIT DROP;
+CREATE TEMP TABLE IF NOT EXISTS load_seen (order_no text PRIMARY KEY) ON COMMIT DROP;
+CREATE TEMP TABLE IF NOT EXISTS load_customers (customer_id uuid PRIMARY KEY, created boolean)
+    ON COMMIT DROP;
+TRUNCATE stage_orders, stage_items, load_touched, load_seen, load_customers;
+"""
+
+_EXISTING = f"""
+UPDATE stage_orders s SET
+    order_id = o.id, prev_status = o.status, prev_customer = o.customer_id,
+    accepted = (o.source_time IS NULL OR CAST(:source_time AS timestamptz) IS NULL
+                OR CAST(:source_time AS timestamptz) >= o.source_time)
+           AND ({_rank_sql("s.status")} >= {_rank_sql("o.status")}
+                OR (o.status = 'refunding' AND CAST(:source_time AS timestamptz) > o.source_time))
+FROM orders o
+WHERE o.tenant_id = :tenant_id AND o.shop_id = :shop_id AND o.order_no = s.order_no
+"""
+
+_NEW_IDS = f"UPDATE stage_orders SET order_id = {UUID7_SQL} WHERE order_id IS NULL"
+
+_IDENTITIES = """
+CREATE TEMP TABLE stage_ident ON COMMIT DROP AS
+SELECT DISTINCT ON (ident_key, ident_shop)
+       ident_key, ident_shop, phone_hash, phone_enc, phone_masked, display_name,
+       province, city, district, NULL::uuid AS customer_id, NULL::text AS via
+FROM stage_orders
+WHERE ident_key IS NOT NULL AND prev_customer IS NULL AND accepted
+ORDER BY ident_key, ident_shop, ordered_at DESC NULLS LAST
+"""
+
+_MATCH_IDENTITY = """
+UPDATE stage_ident si SET customer_id = ci.customer_id, via = 'identity'
+FROM customer_identities ci
+WHERE ci.tenant_id = :tenant_id AND ci.platform = :platform
+  AND ci.shop_id IS NOT DISTINCT FROM si.ident_shop AND ci.buyer_key = si.ident_key
+"""
+
+# A full phone number that exactly one customer has: the same person. Two owners: never guess.
+_MATCH_PHONE = """
+UPDATE stage_ident si SET customer_id = m.customer_id, via = 'phone'
+FROM (
+    SELECT value_hash, min(customer_id::text)::uuid AS customer_id
+    FROM customer_contacts
+    WHERE tenant_id = :tenant_id AND kind = 'phone'
+      AND value_hash IN (SELECT phone_hash FROM stage_ident WHERE phone_hash IS NOT NULL)
+    GROUP BY value_hash
+    HAVING count(DISTINCT customer_id) = 1
+) m
+WHERE si.customer_id IS NULL AND si.phone_hash = m.value_hash
+"""
+
+_NEW_CUSTOMERS = f"""
+UPDATE stage_ident SET customer_id = {UUID7_SQL}, via = 'new' WHERE customer_id IS NULL
+"""
+
+_INSERT_CUSTOMERS = """
+INSERT INTO customers (tenant_id, id, display_name, province, city, district, tags, attributes,
+                       version, created_at, updated_at)
+SELECT :tenant_id, customer_id, left(display_name, 200), province, city, district, '{}',
+       jsonb_build_object('source', CAST(:platform AS text)), 1, now(), now()
+FROM stage_ident WHERE via = 'new'
+"""
+
+_INSERT_IDENTITIES = f"""
+INSERT INTO customer_identities (tenant_id, id, customer_id, platform, shop_id, buyer_key,
+                                 created_at)
+SELECT :tenant_id, {UUID7_SQL}, customer_id, :platform, ident_shop, left(ident_key, 200), now()
+FROM stage_ident WHERE via IN ('new', 'phone')
+ON CONFLICT DO NOTHING
+"""
+
+_INSERT_CONTACTS = f"""
+INSERT INTO customer_contacts (tenant_id, id, customer_id, kind, position, value_enc,
+                               value_hash, masked)
+SELECT :tenant_id, {UUID7_SQL}, customer_id, 'phone', 0, phone_enc, phone_hash, phone_masked
+FROM stage_ident WHERE via = 'new' AND phone_hash IS NOT NULL
+"""
+
+_RESOLVED = """
+INSERT INTO load_customers (customer_id, created)
+SELECT customer_id, bool_or(via = 'new') FROM stage_ident GROUP BY customer_id
+ON CONFLICT (customer_id) DO NOTHING
+"""
+
+_ATTACH = """
+UPDATE stage_orders s SET customer_id = si.customer_id
+FROM stage_ident si
+WHERE s.ident_key = si.ident_key AND s.ident_shop IS NOT DISTINCT FROM si.ident_shop
+  AND s.prev_customer IS NULL
+"""
+
+_DATA = [
+    "status", "raw_status", "after_sale_status", "buyer_key",
+    "receiver_name_masked", "receiver_phone_masked", "receiver_address_masked", "receiver_hash",
+    "province", "city", "district", "postal_code",
+    "goods_total_fen", "shipping_fen", "discount_fen", "paid_fen", "received_fen", "refund_fen",
+    "ordered_at", "paid_at", "shipped_at", "completed_at",
+    "buyer_message", "seller_memo", "item_count",
+]  # fmt: skip
+_SEALED = ["receiver_name_enc", "receiver_phone_enc", "receiver_address_enc"]
+_UPDATED = [*_DATA, *_SEALED, "source_time", "import_id"]
+
+_UPSERT = f"""
+WITH up AS (
+    INSERT INTO orders AS o (tenant_id, id, shop_id, platform, order_no, customer_id,
+                             {", ".join(_DATA + _SEALED)}, source_time, import_id,
+                             created_at, updated_at)
+    SELECT :tenant_id, s.order_id, :shop_id, :platform, s.order_no,
+           coalesce(s.prev_customer, s.customer_id),
+           {", ".join("s." + c for c in _DATA + _SEALED)},
+           CAST(:source_time AS timestamptz), CAST(:import_id AS uuid), now(), now()
+    FROM stage_orders s
+    WHERE s.accepted
+    ON CONFLICT (tenant_id, shop_id, order_no) DO UPDATE SET
+        {", ".join(f"{c} = excluded.{c}" for c in _UPDATED)},
+        customer_id = coalesce(o.customer_id, excluded.customer_id),
+        updated_at = now()
+    WHERE ({", ".join("o." + c for c in _DATA)}, o.customer_id)
+          IS DISTINCT FROM
+          ({", ".join("excluded." + c for c in _DATA)},
+           coalesce(o.customer_id, excluded.customer_id))
+    RETURNING o.id, o.customer_id, (o.xmax = 0) AS inserted, o.status
+)
+INSERT INTO load_touched (order_id, customer_id, inserted, status, prev_status)
+SELECT up.id, up.customer_id, up.inserted, up.status, s.prev_status
+FROM up JOIN stage_orders s ON s.order_id = up.id
+"""
+
+_SEEN = "INSERT INTO load_seen SELECT order_no FROM stage_orders ON CONFLICT DO NOTHING"
+
+_ITEM_DATA = _ITEM_COLUMNS[2:]
+
+_UPSERT_ITEMS = f"""
+INSERT INTO order_items AS i (tenant_id, order_id, line_no, {", ".join(_ITEM_DATA)})
+SELECT :tenant_id, s.order_id, si.line_no, {", ".join("si." + c for c in _ITEM_DATA)}
+FROM stage_items si JOIN stage_orders s ON s.order_no = si.order_no AND s.accepted
+ON CONFLICT (tenant_id, order_id, line_no) DO UPDATE SET
+    {", ".join(f"{c} = excluded.{c}" for c in _ITEM_DATA)}
+WHERE ({", ".join("i." + c for c in _ITEM_DATA)})
+      IS DISTINCT FROM ({", ".join("excluded." + c for c in _ITEM_DATA)})
+"""
+
+# Lines a newer snapshot no longer lists (an order edited on the platform) go away with it.
+_DROP_OLD_ITEMS = """
+DELETE FROM order_items i
+USING (SELECT s.order_id, max(si.line_no) AS last_line
+       FROM stage_items si JOIN stage_orders s ON s.order_no = si.order_no AND s.accepted
+       GROUP BY s.order_id) kept
+WHERE i.tenant_id = :tenant_id AND i.order_id = kept.order_id AND i.line_no > kept.last_line
+"""
+
+_COUNTS = """
+SELECT
+    (SELECT count(DISTINCT order_id) FROM load_touched WHERE inserted) AS created,
+    (SELECT count(DISTINCT order_id) FROM load_touched t
+      WHERE NOT EXISTS (SELECT 1 FROM load_touched c WHERE c.order_id = t.order_id
+                         AND c.inserted)) AS updated,
+    (SELECT count(*) FROM load_seen) AS seen,
+    (SELECT count(*) FROM load_customers WHERE created) AS customers_created,
+    (SELECT count(*) FROM load_customers WHERE NOT created) AS customers_matched
+"""
+
+_TOUCHED_CUSTOMERS = """
+SELECT DISTINCT customer_id FROM load_touched WHERE customer_id IS NOT NULL
+"""
+
+_STATUS_CHANGED = """
+SELECT DISTINCT order_id FROM load_touched
+WHERE inserted OR status IS DISTINCT FROM prev_status
+"""
+
+
+async def _driver(session: AsyncSession) -> Any:
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
+
+
+async def _copy(session: AsyncSession, table: str, frame: pl.DataFrame) -> None:
+    if frame.height == 0:
+        return
+    driver = await _driver(session)
+    await driver.copy_to_table(table, source=_csv(frame), columns=list(frame.columns), format="csv")
+
+
+def _check_unique(orders: pl.DataFrame) -> None:
+    duplicated = orders.filter(pl.col("order_no").is_duplicated())["order_no"].unique().to_list()
+    if duplicated:
+        raise ValidationFailed(
+            "an order number appears twice with different values",
+            [FieldError(["orders", "order_no"], f"listed twice: {n}") for n in duplicated[:20]],
+        )
+
+
+async def _stage_snapshot(
+    session: AsyncSession,
+    vault: Vault,
+    target: LoadTarget,
+    snapshot: Snapshot,
+    params: dict[str, Any],
+    counts: LoadCounts,
+) -> None:
+    _check_unique(snapshot.orders)
+    staged, timings = prepare_orders(vault, target, snapshot.orders)
+    for name, value in timings.items():
+        counts.timings[name] = counts.timings.get(name, 0.0) + value
+    await session.execute(text("TRUNCATE stage_orders, stage_items"))
+    started = time.perf_counter()
+    await _copy(session, "stage_orders", staged)
+    items = snapshot.items.select(_ITEM_COLUMNS)
+    await _copy(session, "stage_items", items)
+    counts.timings["copy_s"] = counts.timings.get("copy_s", 0.0) + time.perf_counter() - started
+    await session.execute(text(_EXISTING), params)
+    await session.execute(text(_NEW_IDS))
+
+
+async def _resolve_buyers(session: AsyncSession, params: dict[str, Any]) -> None:
+    await session.execute(text("DROP TABLE IF EXISTS stage_ident"))
+    for statement in (
+        _IDENTITIES,
+        _MATCH_IDENTITY,
+        _MATCH_PHONE,
+        _NEW_CUSTOMERS,
+        _INSERT_CUSTOMERS,
+        _INSERT_IDENTITIES,
+        _INSERT_CONTACTS,
+        _RESOLVED,
+        _ATTACH,
+    ):
+        await session.execute(text(statement), params)
+
+
+async def _store_rejections(
+    session: AsyncSession, target: LoadTarget, rejections: pl.DataFrame, offset: int
+) -> None:
+    if target.import_id is None or rejections.height == 0:
+        return
+    frame = rejections.select(list(REJECTION_SCHEMA)).with_columns(
+        pl.lit(str(target.tenant_id)).alias("tenant_id"),
+        pl.lit(str(target.import_id)).alias("import_id"),
+        (pl.int_range(pl.len()) + offset + 1).alias("seq"),
+        pl.col("reason").str.slice(0, 50),
+    )
+    await _copy(
+        session,
+        "import_rejections",
+        frame.select(
+            "tenant_id", "import_id", "seq", "file", "line", "column", "reason", "order_no", "raw"
+        ),
+    )
+
+
+async def load_snapshots(
+    session: AsyncSession,
+    vault: Vault,
+    target: LoadTarget,
+    snapshots: Sequence[Snapshot],
+    now: datetime,
+    progress: Progress | None = None,
+    orders_changed: OrdersChangedHook | None = None,
+) -> LoadCounts:
+    """Apply snapshots oldest first in the caller's transaction; returns what changed."""
+    from app.services import identities
+
+    counts = LoadCounts()
+    started = time.perf_counter()
+    # One loader per shop at a time: new order ids picked in staging stay the ones inserted.
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"orders:{target.tenant_id}:{target.shop_id}"},
+    )
+    for statement in _CREATE_STAGE.strip().split(";\n"):
+        if statement.strip():
+            await session.execute(text(statement))
+    ordered = sorted(snapshots, key=lambda s: (s.source_time is not None, s.source_time or now))
+    done = 0
+    for snapshot in ordered:
+        params = {
+            "tenant_id": target.tenant_id,
+            "shop_id": target.shop_id,
+            "platform": target.platform,
+            "import_id": str(target.import_id) if target.import_id else None,
+            "source_time": snapshot.source_time,
+        }
+        await _stage_snapshot(session, vault, target, snapshot, params, counts)
+        step = time.perf_counter()
+        await _resolve_buyers(session, params)
+        counts.timings["identity_s"] = counts.timings.get("identity_s", 0.0) + (
+            time.perf_counter() - step
+        )
+        step = time.perf_counter()
+        await session.execute(text(_UPSERT), params)
+        await session.execute(text(_SEEN))
+        items = await session.execute(text(_UPSERT_ITEMS), params)
+        await session.execute(text(_DROP_OLD_ITEMS), params)
+        counts.timings["upsert_s"] = counts.timings.get("upsert_s", 0.0) + (
+            time.perf_counter() - step
+        )
+        counts.items_written += max(getattr(items, "rowcount", 0), 0)
+        counts.items += snapshot.items.height
+        stale = await session.scalar(text("SELECT count(*) FROM stage_orders WHERE NOT accepted"))
+        counts.orders_stale += int(stale or 0)
+        counts.anonymous += snapshot.orders.filter(
+            pl.col("buyer_key").is_null() | (pl.col("buyer_key").str.strip_chars() == "")
+        ).height
+        await _store_rejections(session, target, snapshot.rejections, counts.rejected)
+        counts.rejected += snapshot.rejections.height
+        counts.rows_read += snapshot.rows_read
+        counts.duplicates += snapshot.duplicates
+        done += snapshot.rows_read
+        if progress is not None:
+            await progress(done)
+    row = (await session.execute(text(_COUNTS))).one()
+    counts.orders_created, counts.orders_updated = row.created, row.updated
+    counts.orders_unchanged = row.seen - row.created - row.updated
+    counts.customers_created, counts.customers_matched = (
+        row.customers_created,
+        row.customers_matched,
+    )
+    step = time.perf_counter()
+    touched = list((await session.scalars(text(_TOUCHED_CUSTOMERS))).all())
+    await refresh_customer_facts(session, target.tenant_id, touched)
+    await identities.suggest_merges(session, target.tenant_id, touched, now)
+    counts.timings["facts_s"] = time.perf_counter() - step
+    if orders_changed is not None:
+        changed = list((await session.scalars(text(_STATUS_CHANGED))).all())
+        if changed:
+            await orders_changed(session, target.tenant_id, changed, now)
+    counts.timings["load_s"] = time.perf_counter() - started
+    return counts
+
+
+def empty_frame(schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return pl.DataFrame(schema=schema)
+
+
+EMPTY_ITEMS = empty_frame(ITEM_SCHEMA)
+EMPTY_REJECTIONS = empty_frame(REJECTION_SCHEMA)

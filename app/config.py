@@ -27,6 +27,9 @@ class Settings(BaseSettings):
         default=None, description="Base64 32-byte HMAC key for exact-match lookups."
     )
     db_pool_size: int = 20
+    db_read_pool_size: int = Field(
+        default=10, description="Connections kept for single-row reads outside SQLAlchemy."
+    )
     log_level: str = "INFO"
     api_key_cache_seconds: float = Field(
         default=10.0, description="How long a verified API key is trusted before re-checking."

@@ -1,4 +1,4 @@
-"""Database location (embedded pgserver or DATABASE_URL), engine and session factory."""
+"""Database location (embedded pgserver or DATABASE_URL), engine, session factory, read pool."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import orjson
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "kezhan"
 _embedded_servers: dict[Path, Any] = {}
+_SERVER_SETTINGS = {"timezone": "UTC", "application_name": "kezhan"}
 
 
 def start_embedded_postgres(data_dir: Path, database: str = EMBEDDED_DATABASE) -> str:
@@ -62,11 +65,47 @@ def create_engine(plain_url: str, settings: Settings) -> AsyncEngine:
     return create_async_engine(
         sqlalchemy_url(plain_url),
         pool_size=settings.db_pool_size,
-        max_overflow=10,
+        # No overflow: connections opened past the pool would be closed again on return, and
+        # opening one (TLS negotiation, auth) costs more than waiting for a pooled one.
+        max_overflow=0,
         pool_pre_ping=False,
-        connect_args={"server_settings": {"timezone": "UTC", "application_name": "kezhan"}},
+        connect_args={"server_settings": _SERVER_SETTINGS},
     )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def _json_codecs(connection: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await connection.set_type_codec(
+            name, schema="pg_catalog", encoder=_json_text, decoder=orjson.loads, format="text"
+        )
+
+
+async def create_read_pool(plain_url: str, settings: Settings) -> asyncpg.Pool:
+    """A plain asyncpg pool for the hottest single-row reads, in autocommit.
+
+    SQLAlchemy's per-call machinery (session, statement cache key, result processing) costs several
+    times the query itself on a one-row read; docs/benchmarks.md has the measurement.
+    """
+    return await asyncpg.create_pool(
+        plain_url,
+        min_size=settings.db_read_pool_size,
+        max_size=settings.db_read_pool_size,
+        server_settings=_SERVER_SETTINGS,
+        init=_json_codecs,
+    )
+
+
+async def driver_of(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under a session, inside the session's transaction."""
+    driver = (await (await session.connection()).get_raw_connection()).driver_connection
+    assert driver is not None
+    connection: asyncpg.Connection = driver
+    return connection

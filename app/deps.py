@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,9 +22,13 @@ from app.services.auth import Principal
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer kz_...`")
 
 
-async def get_runtime(request: Request) -> Runtime:
+def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+async def get_runtime(request: Request) -> Runtime:
+    return _runtime(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -46,31 +51,36 @@ async def _read_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def _read_pool(request: Request) -> asyncpg.Pool:
+    return _runtime(request).read_pool
+
+
 Session = Annotated[AsyncSession, Depends(_session, scope="function")]
+ReadPool = Annotated[asyncpg.Pool, Depends(_read_pool)]
 ReadSession = Annotated[AsyncSession, Depends(_read_session, scope="function")]
 
 
 async def _current_key(
-    runtime: RuntimeDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
         raise Unauthenticated("send an API key as `Authorization: Bearer <key>`")
-    return await runtime.keys.verify(credentials.credentials)
+    return await _runtime(request).keys.verify(credentials.credentials)
 
 
 CurrentKey = Annotated[Principal, Depends(_current_key)]
 
 
-async def _vault(runtime: RuntimeDep) -> Vault:
-    return runtime.vault
+async def _vault(request: Request) -> Vault:
+    return _runtime(request).vault
 
 
 VaultDep = Annotated[Vault, Depends(_vault)]
 
 
-async def _clock(runtime: RuntimeDep) -> Clock:
-    return runtime.clock
+async def _clock(request: Request) -> Clock:
+    return _runtime(request).clock
 
 
 ClockDep = Annotated[Clock, Depends(_clock)]

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from app import problems
 from app.config import Settings, get_settings
 from app.crypto import Vault, load_keys
-from app.db import create_engine, create_sessionmaker, libpq_url
+from app.db import create_engine, create_read_pool, create_sessionmaker, libpq_url
 from app.jobs import build_job_app, worker_options
 from app.middleware import RequestContext, configure_logging
 from app.migrate import ensure_at_head
@@ -45,7 +45,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     job_app = build_job_app(url)
     try:
         await ensure_at_head(engine)
-        async with job_app.open_async():
+        read_pool = await create_read_pool(url, settings)
+        async with read_pool, job_app.open_async():
             runtime = Runtime(
                 settings=settings,
                 database_url=url,
@@ -54,6 +55,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 read_sessions=create_sessionmaker(
                     engine.execution_options(isolation_level="AUTOCOMMIT")
                 ),
+                read_pool=read_pool,
                 vault=Vault(load_keys(settings)),
                 keys=KeyVerifier(engine, settings.api_key_cache_seconds),
                 clock=app.state.clock,

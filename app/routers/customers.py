@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.deps import ClockDep, CurrentKey, IfMatch, ReadSession, Session, VaultDep
+from app.deps import ClockDep, CurrentKey, IfMatch, ReadPool, ReadSession, Session, VaultDep
 from app.middleware import request_id_var
 from app.problems import responses
 from app.schemas.common import Cursor, Limit, Page
@@ -108,13 +108,13 @@ async def lookup_customer(
 
 @router.get("/{customer_id}", summary="Get a customer", responses=responses(401, 403, 404))
 async def get_customer(
-    session: ReadSession,
+    db: ReadPool,
     vault: VaultDep,
     actor: CurrentKey,
     customer_id: uuid.UUID,
     response: Response,
 ) -> CustomerOut:
-    return _with_etag(await customers.get_customer(session, vault, actor, customer_id), response)
+    return _with_etag(await customers.get_customer(db, vault, actor, customer_id), response)
 
 
 @router.patch(

@@ -20,6 +20,17 @@ from app.models.orders import Order, OrderItem
 from app.models.privacy import AuditEvent
 from app.models.shops import Shop
 from app.models.tenants import ApiKey, Tenant
+from app.models.tickets import (
+    NpsResponse,
+    Ticket,
+    TicketCategory,
+    TicketEvent,
+    TicketItem,
+    TicketSettings,
+    TicketSlaPolicy,
+    TicketStaff,
+    TicketSurvey,
+)
 
 __all__ = [
     "ApiKey",
@@ -46,4 +57,13 @@ __all__ = [
     "OrderItem",
     "Shop",
     "Tenant",
+    "NpsResponse",
+    "Ticket",
+    "TicketCategory",
+    "TicketEvent",
+    "TicketItem",
+    "TicketSettings",
+    "TicketSlaPolicy",
+    "TicketStaff",
+    "TicketSurvey",
 ]

@@ -2,7 +2,18 @@
 
 from fastapi import APIRouter
 
-from app.routers import api_keys, audit, customers, health, identities, orders, shops
+from app.routers import (
+    api_keys,
+    audit,
+    customers,
+    health,
+    identities,
+    orders,
+    shops,
+    ticket_reports,
+    ticket_setup,
+    tickets,
+)
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -12,4 +23,11 @@ ROUTERS: list[APIRouter] = [
     identities.router,
     api_keys.router,
     audit.router,
+    tickets.router,
+    tickets.nps_router,
+    ticket_setup.staff_router,
+    ticket_setup.category_router,
+    ticket_setup.sla_router,
+    ticket_setup.settings_router,
+    ticket_reports.router,
 ]

@@ -44,6 +44,20 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "orders:read": READERS,
     "orders:import": frozenset({Role.owner, Role.admin, Role.importer}),
     "imports:read": frozenset({Role.owner, Role.admin, Role.importer, Role.analyst}),
+    "loyalty:read": READERS,
+    "loyalty:redeem": STAFF,
+    "loyalty:adjust": MANAGERS,
+    "loyalty:reverse": MANAGERS,
+    "loyalty:program": MANAGERS,
+    "segments:read": READERS,
+    "segments:write": frozenset({Role.owner, Role.admin, Role.analyst}),
+    "segments:export": frozenset({Role.owner, Role.admin, Role.analyst}),
+    "segments:configure": MANAGERS,
+    "analytics:read": READERS,
+    "tickets:read": READERS,
+    "tickets:write": STAFF,
+    "tickets:manage": MANAGERS,
+    "tickets:reports": READERS,
 }
 
 

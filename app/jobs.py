@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 tasks = procrastinate.Blueprint()
 
 # Every module that registers tasks on `tasks`; each domain adds its own line.
-TASK_MODULES: list[str] = []
+TASK_MODULES: list[str] = [
+    "app.services.segments.jobs",
+]
 
 
 def build_job_app(database_url: str) -> procrastinate.App:

@@ -18,6 +18,13 @@ from app.models.loyalty import (
 from app.models.merges import MergeSuggestion
 from app.models.orders import Order, OrderItem
 from app.models.privacy import AuditEvent
+from app.models.segments import (
+    LifecycleEvent,
+    ProductCategoryRule,
+    Segment,
+    SegmentEvaluation,
+    SegmentSettings,
+)
 from app.models.shops import Shop
 from app.models.tenants import ApiKey, Tenant
 from app.models.tickets import (
@@ -45,6 +52,7 @@ __all__ = [
     "Import",
     "ImportRejection",
     "Interaction",
+    "LifecycleEvent",
     "LoyaltyAccount",
     "LoyaltyEntry",
     "LoyaltyLot",
@@ -55,6 +63,10 @@ __all__ = [
     "MergeSuggestion",
     "Order",
     "OrderItem",
+    "ProductCategoryRule",
+    "Segment",
+    "SegmentEvaluation",
+    "SegmentSettings",
     "Shop",
     "Tenant",
     "NpsResponse",

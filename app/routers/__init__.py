@@ -3,12 +3,14 @@
 from fastapi import APIRouter
 
 from app.routers import (
+    analytics,
     api_keys,
     audit,
     customers,
     health,
     identities,
     orders,
+    segments,
     shops,
     ticket_reports,
     ticket_setup,
@@ -21,6 +23,8 @@ ROUTERS: list[APIRouter] = [
     shops.router,
     orders.router,
     identities.router,
+    segments.router,
+    analytics.router,
     api_keys.router,
     audit.router,
     tickets.router,

@@ -1,8 +1,11 @@
 """Customer facts derived from orders: recomputed set-based for the customers an import touched.
 
 A buying order is one that was paid (it has a payment time and is not awaiting payment); spend is
-what the buyer paid less what was refunded. Facts are a pure function of the orders table, so a
-refresh can run any number of times and always gives the same rows.
+what the buyer paid less what was refunded. Products, platforms, shops and the tenant's categories
+(`product_category_rules`: a merchant-code prefix or a title keyword names a category) come from
+buying orders only. Facts are a pure function of the orders table and the category rules, so a
+refresh can run any number of times and always gives the same rows. RFM and lifecycle columns are
+not touched here: they depend on the whole tenant and are written by the segment recompute.
 """
 
 from __future__ import annotations
@@ -13,50 +16,97 @@ from collections.abc import Sequence
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+_BUYING = "o.paid_at IS NOT NULL AND o.status <> 'pending_payment'"
+_REFUNDED = "(o.refund_fen > 0 OR o.status IN ('refunding', 'refunded', 'partially_refunded'))"
+
 _REFRESH = text(
-    """
+    f"""
     WITH touched AS (
-        SELECT unnest(CAST(:customer_ids AS uuid[])) AS customer_id
+        SELECT DISTINCT unnest(CAST(:customer_ids AS uuid[])) AS customer_id
     ), agg AS (
         SELECT t.customer_id,
-               count(o.id) FILTER (WHERE o.paid_at IS NOT NULL
-                                     AND o.status <> 'pending_payment') AS order_count,
-               coalesce(sum(o.paid_fen - o.refund_fen) FILTER (
-                   WHERE o.paid_at IS NOT NULL AND o.status <> 'pending_payment'), 0) AS spent,
-               count(o.id) FILTER (WHERE o.refund_fen > 0
-                                     OR o.status IN ('refunding', 'refunded',
-                                                     'partially_refunded')) AS refund_count,
+               count(o.id) FILTER (WHERE {_BUYING}) AS order_count,
+               coalesce(sum(o.paid_fen - o.refund_fen) FILTER (WHERE {_BUYING}), 0) AS spent,
+               count(o.id) FILTER (WHERE {_REFUNDED}) AS refund_count,
+               count(o.id) FILTER (WHERE {_BUYING} AND {_REFUNDED}) AS buying_refunded,
                coalesce(sum(o.refund_fen), 0) AS refund_fen,
-               min(o.paid_at) AS first_order_at,
-               max(o.paid_at) AS last_order_at
+               min(o.paid_at) FILTER (WHERE {_BUYING}) AS first_order_at,
+               max(o.paid_at) FILTER (WHERE {_BUYING}) AS last_order_at,
+               (array_agg(o.paid_at ORDER BY o.paid_at DESC) FILTER (WHERE {_BUYING}))[2]
+                   AS previous_order_at,
+               coalesce(array_agg(DISTINCT o.platform) FILTER (WHERE {_BUYING}), '{{}}')
+                   AS platforms,
+               coalesce(array_agg(DISTINCT o.shop_id) FILTER (WHERE {_BUYING}), '{{}}')
+                   AS shop_ids
         FROM touched t
         LEFT JOIN orders o ON o.tenant_id = :tenant_id AND o.customer_id = t.customer_id
         GROUP BY t.customer_id
+    ), products AS (
+        SELECT o.customer_id,
+               array_agg(DISTINCT i.merchant_code) FILTER (WHERE i.merchant_code IS NOT NULL)
+                   AS merchant_codes,
+               array_agg(DISTINCT i.title) FILTER (WHERE i.title IS NOT NULL) AS titles,
+               array_agg(DISTINCT r.category) FILTER (WHERE r.category IS NOT NULL)
+                   AS categories
+        FROM touched t
+        JOIN orders o ON o.tenant_id = :tenant_id AND o.customer_id = t.customer_id
+                     AND {_BUYING}
+        JOIN order_items i ON i.tenant_id = o.tenant_id AND i.order_id = o.id
+        LEFT JOIN product_category_rules r ON r.tenant_id = :tenant_id AND (
+            (r.match = 'code_prefix' AND starts_with(i.merchant_code, r.pattern))
+            OR (r.match = 'title_keyword' AND strpos(i.title, r.pattern) > 0))
+        GROUP BY o.customer_id
     )
-    INSERT INTO customer_facts AS f (tenant_id, customer_id, order_count, total_spent_fen,
-                                     refund_count, refund_fen, first_order_at, last_order_at,
-                                     updated_at)
-    SELECT :tenant_id, a.customer_id, a.order_count, a.spent, a.refund_count, a.refund_fen,
-           a.first_order_at, a.last_order_at, now()
+    INSERT INTO customer_facts AS f (
+        tenant_id, customer_id, order_count, total_spent_fen, avg_order_value_fen,
+        refund_count, refund_fen, refund_rate, first_order_at, last_order_at, previous_order_at,
+        platforms, shop_ids, merchant_codes, product_titles, categories, updated_at)
+    SELECT :tenant_id, a.customer_id, a.order_count, a.spent,
+           CASE WHEN a.order_count > 0
+                THEN round(a.spent::numeric / a.order_count)::bigint ELSE 0 END,
+           a.refund_count, a.refund_fen,
+           CASE WHEN a.order_count > 0
+                THEN a.buying_refunded::double precision / a.order_count ELSE 0 END,
+           a.first_order_at, a.last_order_at, a.previous_order_at,
+           a.platforms, a.shop_ids,
+           coalesce(p.merchant_codes, '{{}}'), coalesce(p.titles, '{{}}'),
+           coalesce(p.categories, '{{}}'), now()
     FROM agg a
     JOIN customers c ON c.tenant_id = :tenant_id AND c.id = a.customer_id
+    LEFT JOIN products p ON p.customer_id = a.customer_id
     ON CONFLICT (tenant_id, customer_id) DO UPDATE SET
         order_count = excluded.order_count,
         total_spent_fen = excluded.total_spent_fen,
+        avg_order_value_fen = excluded.avg_order_value_fen,
         refund_count = excluded.refund_count,
         refund_fen = excluded.refund_fen,
+        refund_rate = excluded.refund_rate,
         first_order_at = excluded.first_order_at,
         last_order_at = excluded.last_order_at,
+        previous_order_at = excluded.previous_order_at,
+        platforms = excluded.platforms,
+        shop_ids = excluded.shop_ids,
+        merchant_codes = excluded.merchant_codes,
+        product_titles = excluded.product_titles,
+        categories = excluded.categories,
         updated_at = excluded.updated_at
-    WHERE (f.order_count, f.total_spent_fen, f.refund_count, f.refund_fen,
-           f.first_order_at, f.last_order_at)
+    WHERE (f.order_count, f.total_spent_fen, f.refund_count, f.refund_fen, f.refund_rate,
+           f.first_order_at, f.last_order_at, f.previous_order_at, f.platforms, f.shop_ids,
+           f.merchant_codes, f.product_titles, f.categories)
           IS DISTINCT FROM
           (excluded.order_count, excluded.total_spent_fen, excluded.refund_count,
-           excluded.refund_fen, excluded.first_order_at, excluded.last_order_at)
+           excluded.refund_fen, excluded.refund_rate, excluded.first_order_at,
+           excluded.last_order_at, excluded.previous_order_at, excluded.platforms,
+           excluded.shop_ids, excluded.merchant_codes, excluded.product_titles,
+           excluded.categories)
     """
 )
 
 _ALL_CUSTOMERS = text("SELECT array_agg(id) FROM customers WHERE tenant_id = :tenant_id")
+# Big refreshes sort and hash many rows; a larger budget for this transaction only keeps them
+# in memory (see the performance notes: 2.0 s -> 0.8 s for a 1M-order aggregation).
+_WORK_MEM = text("SET LOCAL work_mem = '256MB'")
+_LARGE = 10_000
 
 
 async def refresh_customer_facts(
@@ -67,6 +117,8 @@ async def refresh_customer_facts(
         customer_ids = (await session.scalar(_ALL_CUSTOMERS, {"tenant_id": tenant_id})) or []
     if not customer_ids:
         return
+    if len(customer_ids) >= _LARGE:
+        await session.execute(_WORK_MEM)
     await session.execute(
         _REFRESH, {"tenant_id": tenant_id, "customer_ids": list(dict.fromkeys(customer_ids))}
     )

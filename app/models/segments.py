@@ -1,0 +1,111 @@
+"""Saved segments and their size over time, lifecycle history, category rules, tenant settings."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, TenantMixin, TimestampMixin, utcnow
+
+
+class Segment(TenantMixin, TimestampMixin, Base):
+    """A named filter over the tenant's customers."""
+
+    __tablename__ = "segments"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        UniqueConstraint("tenant_id", "name"),
+    )
+
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    filter: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    last_count: Mapped[int | None] = mapped_column(BigInteger)
+    last_evaluated_at: Mapped[datetime | None]
+
+
+class SegmentEvaluation(Base):
+    """One evaluation of a segment: how many customers matched, and when (its size over time)."""
+
+    __tablename__ = "segment_evaluations"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "segment_id"], ["segments.tenant_id", "segments.id"], ondelete="CASCADE"
+        ),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    segment_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    evaluated_at: Mapped[datetime] = mapped_column(primary_key=True)
+    member_count: Mapped[int] = mapped_column(BigInteger)
+
+
+class LifecycleEvent(Base):
+    """A customer's lifecycle stage changed: the history behind flows between two dates."""
+
+    __tablename__ = "lifecycle_events"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "customer_id"],
+            ["customers.tenant_id", "customers.id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_lifecycle_events_changed_at", "tenant_id", "changed_at"),
+        Index("ix_lifecycle_events_customer", "tenant_id", "customer_id", "changed_at"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    customer_id: Mapped[uuid.UUID]
+    from_stage: Mapped[str | None] = mapped_column(String(20))
+    to_stage: Mapped[str] = mapped_column(String(20))
+    changed_at: Mapped[datetime]
+
+
+class ProductCategoryRule(TenantMixin, Base):
+    """Maps products to one of the tenant's categories by merchant-code prefix or title keyword."""
+
+    __tablename__ = "product_category_rules"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        UniqueConstraint("tenant_id", "match", "pattern", "category"),
+    )
+
+    category: Mapped[str] = mapped_column(String(100))
+    match: Mapped[str] = mapped_column(String(20), comment="code_prefix or title_keyword")
+    pattern: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+
+
+class SegmentSettings(Base):
+    """A tenant's lifecycle thresholds; a tenant without a row uses the defaults."""
+
+    __tablename__ = "segment_settings"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    new_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    loyal_orders: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
+    at_risk_days: Mapped[int] = mapped_column(Integer, default=90, server_default="90")
+    churned_days: Mapped[int] = mapped_column(Integer, default=180, server_default="180")
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    recomputed_at: Mapped[datetime | None] = mapped_column(
+        comment="`as_of` of the last RFM and lifecycle recompute."
+    )
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)

@@ -1,0 +1,234 @@
+"""Saved segments: create, read, update, delete, preview, members, export and size history."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.crypto import Vault
+from app.errors import NotFound
+from app.models import Segment, SegmentEvaluation
+from app.models.base import new_id
+from app.schemas.segments import MemberSort as SortKey
+from app.services.auth import Principal
+from app.services.paging import check_if_match, cursor_id, encode_cursor
+from app.services.segments import query
+from app.services.segments.compiler import compile_filter
+from app.services.segments.fields import QueryContext
+from app.services.segments.query import Member
+
+
+@dataclass(frozen=True)
+class Preview:
+    count: int
+    items: list[Member]
+    next_cursor: str | None
+
+
+def _compile(tree: Any, tenant_id: uuid.UUID, now: datetime, loc: tuple[str, ...]) -> Any:
+    ctx = QueryContext(tenant_id, now)
+    return compile_filter(tree, ctx, loc), ctx
+
+
+async def preview(
+    session: AsyncSession,
+    actor: Principal,
+    tree: Any,
+    now: datetime,
+    limit: int,
+    cursor: str | None,
+    sort: SortKey = SortKey.newest,
+    descending: bool = True,
+) -> Preview:
+    """How many customers match and the first page of them, without saving anything."""
+    actor.require("segments:read")
+    condition, ctx = _compile(tree, actor.tenant_id, now, ("body", "filter"))
+    await query.prefer_custom_plans(session)
+    total = await query.count_members(session, condition, ctx)
+    items, next_cursor = await query.page_members(
+        session, condition, ctx, sort, descending, limit, cursor
+    )
+    return Preview(total, items, next_cursor)
+
+
+async def _load(session: AsyncSession, tenant_id: uuid.UUID, segment_id: uuid.UUID) -> Segment:
+    segment = await session.get(Segment, (tenant_id, segment_id))
+    if segment is None:
+        raise NotFound("no such segment")
+    return segment
+
+
+async def record_evaluation(
+    session: AsyncSession, segment: Segment, count: int, at: datetime
+) -> None:
+    segment.last_count, segment.last_evaluated_at = count, at
+    await session.merge(
+        SegmentEvaluation(
+            tenant_id=segment.tenant_id, segment_id=segment.id, evaluated_at=at, member_count=count
+        )
+    )
+    await session.flush()
+
+
+async def evaluate(session: AsyncSession, segment: Segment, now: datetime) -> int:
+    """Count the members now and record the count in the segment's size history."""
+    condition, ctx = _compile(segment.filter, segment.tenant_id, now, ("segment", "filter"))
+    await query.prefer_custom_plans(session)
+    count = await query.count_members(session, condition, ctx)
+    await record_evaluation(session, segment, count, now)
+    return count
+
+
+async def create_segment(
+    session: AsyncSession,
+    actor: Principal,
+    name: str,
+    description: str | None,
+    tree: Any,
+    now: datetime,
+) -> Segment:
+    actor.require("segments:write")
+    condition, ctx = _compile(tree, actor.tenant_id, now, ("body", "filter"))
+    segment = Segment(
+        tenant_id=actor.tenant_id,
+        id=new_id(),
+        name=name,
+        description=description,
+        filter=tree,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(segment)
+    await session.flush()
+    await query.prefer_custom_plans(session)
+    await record_evaluation(
+        session, segment, await query.count_members(session, condition, ctx), now
+    )
+    return segment
+
+
+async def get_segment(session: AsyncSession, actor: Principal, segment_id: uuid.UUID) -> Segment:
+    actor.require("segments:read")
+    return await _load(session, actor.tenant_id, segment_id)
+
+
+async def list_segments(
+    session: AsyncSession, actor: Principal, limit: int, cursor: str | None
+) -> tuple[list[Segment], str | None]:
+    actor.require("segments:read")
+    statement = select(Segment).where(Segment.tenant_id == actor.tenant_id)
+    if cursor:
+        statement = statement.where(Segment.id < cursor_id(cursor))
+    rows = list(await session.scalars(statement.order_by(Segment.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor({"id": str(rows[-1].id)}) if more else None
+
+
+async def update_segment(
+    session: AsyncSession,
+    actor: Principal,
+    segment_id: uuid.UUID,
+    changes: dict[str, Any],
+    if_match: str | None,
+    now: datetime,
+) -> Segment:
+    """Apply `changes` (name, description, filter); a new filter is counted at once."""
+    actor.require("segments:write")
+    segment = await _load(session, actor.tenant_id, segment_id)
+    check_if_match(if_match, segment.version)
+    if "filter" in changes:
+        _compile(changes["filter"], actor.tenant_id, now, ("body", "filter"))
+    for key, value in changes.items():
+        setattr(segment, key, value)
+    segment.version += 1
+    segment.updated_at = now
+    await session.flush()
+    if "filter" in changes:
+        await evaluate(session, segment, now)
+    return segment
+
+
+async def delete_segment(session: AsyncSession, actor: Principal, segment_id: uuid.UUID) -> None:
+    actor.require("segments:write")
+    await session.delete(await _load(session, actor.tenant_id, segment_id))
+    await session.flush()
+
+
+async def members(
+    session: AsyncSession,
+    actor: Principal,
+    segment_id: uuid.UUID,
+    now: datetime,
+    sort: SortKey,
+    descending: bool,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Member], str | None]:
+    """A page of the segment's members; the first page also records the segment's size."""
+    actor.require("segments:read")
+    segment = await _load(session, actor.tenant_id, segment_id)
+    condition, ctx = _compile(segment.filter, actor.tenant_id, now, ("segment", "filter"))
+    await query.prefer_custom_plans(session)
+    if cursor is None:
+        await record_evaluation(
+            session, segment, await query.count_members(session, condition, ctx), now
+        )
+    return await query.page_members(session, condition, ctx, sort, descending, limit, cursor)
+
+
+async def size_history(
+    session: AsyncSession, actor: Principal, segment_id: uuid.UUID, limit: int
+) -> list[SegmentEvaluation]:
+    actor.require("segments:read")
+    await _load(session, actor.tenant_id, segment_id)
+    rows = await session.scalars(
+        select(SegmentEvaluation)
+        .where(
+            SegmentEvaluation.tenant_id == actor.tenant_id,
+            SegmentEvaluation.segment_id == segment_id,
+        )
+        .order_by(SegmentEvaluation.evaluated_at.desc())
+        .limit(limit)
+    )
+    return list(reversed(list(rows)))
+
+
+async def open_export(session: AsyncSession, actor: Principal, segment_id: uuid.UUID) -> Segment:
+    """Check the caller may export this segment before any byte of the file is sent."""
+    actor.require("segments:export")
+    return await _load(session, actor.tenant_id, segment_id)
+
+
+async def export_segment(
+    sessions: async_sessionmaker[AsyncSession],
+    vault: Vault,
+    actor: Principal,
+    segment: Segment,
+    now: datetime,
+) -> AsyncIterator[bytes]:
+    """The CSV rows, read with a server-side cursor on a session of its own: the response
+    streams after the request's session has closed."""
+    condition: ColumnElement[bool]
+    condition, ctx = _compile(segment.filter, actor.tenant_id, now, ("segment", "filter"))
+    async with sessions() as session:
+        await query.prefer_custom_plans(session)
+        async for chunk in query.export_csv(
+            session, vault, condition, ctx, actor.can("pii:unmasked")
+        ):
+            yield chunk
+
+
+async def evaluate_all(session: AsyncSession, tenant_id: uuid.UUID, now: datetime) -> int:
+    """Count every saved segment of the tenant (the recompute job's last step)."""
+    segments = list(await session.scalars(select(Segment).where(Segment.tenant_id == tenant_id)))
+    for segment in segments:
+        await evaluate(session, segment, now)
+    return len(segments)

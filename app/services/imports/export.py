@@ -100,6 +100,7 @@ class ParsedExport:
     duplicates: int = 0  # exact duplicate records dropped
     blank_lines: int = 0
     notes: list[str] = field(default_factory=list)
+    has_items: bool = True  # False: a Tmall list without its detail file; items say nothing
 
 
 class ExportFileError(Exception):

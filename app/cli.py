@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 from typing import Annotated
 
 import typer
@@ -17,6 +18,10 @@ app = typer.Typer(
 )
 tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
+facts_app = typer.Typer(
+    help="Customer facts, RFM scores and lifecycle stages.", no_args_is_help=True
+)
+app.add_typer(facts_app, name="facts")
 
 
 def _say(message: str) -> None:
@@ -106,6 +111,36 @@ def tenant_create(
     url = _prepare(settings)
     key = asyncio.run(_create_tenant(settings, url, name))
     sys.stdout.write(key + "\n")
+
+
+async def _rebuild_facts(settings: Settings, url: str, tenant: uuid.UUID | None) -> int:
+    from app.models.base import utcnow
+    from app.services.segments.jobs import rebuild, tenant_ids
+
+    engine = create_engine(url, settings)
+    try:
+        await ensure_at_head(engine)
+        sessions = create_sessionmaker(engine)
+        targets = [tenant] if tenant else await tenant_ids(sessions)
+        for tenant_id in targets:
+            await rebuild(sessions, tenant_id, utcnow())
+            _say(f"rebuilt facts, RFM and lifecycle for tenant {tenant_id}")
+        return len(targets)
+    finally:
+        await engine.dispose()
+
+
+@facts_app.command("rebuild")
+def facts_rebuild(
+    tenant: Annotated[
+        uuid.UUID | None, typer.Option(help="Only this tenant (default: every tenant).")
+    ] = None,
+) -> None:
+    """Recompute every customer's facts from the orders, then RFM and lifecycle stages."""
+    settings = get_settings()
+    url = _prepare(settings)
+    count = asyncio.run(_rebuild_facts(settings, url, tenant))
+    _say(f"done: {count} tenant(s)")
 
 
 if __name__ == "__main__":

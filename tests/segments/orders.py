@@ -83,4 +83,4 @@ async def add_order(
 
 async def recompute(runtime: Runtime, tenant_id: uuid.UUID | str) -> None:
     """What the segments_recompute job does, run inline."""
-    await jobs.recompute(runtime, uuid.UUID(str(tenant_id)))
+    await jobs.recompute(runtime.sessions, uuid.UUID(str(tenant_id)), runtime.clock())

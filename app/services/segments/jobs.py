@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 
 from procrastinate import JobContext
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.jobs import runtime_of, tasks
 from app.models import Tenant
@@ -27,26 +29,29 @@ RECOMPUTE = "kezhan:segments_recompute"
 REBUILD = "kezhan:facts_rebuild"
 
 
-async def recompute(runtime: Runtime, tenant_id: uuid.UUID) -> None:
-    """RFM, lifecycle stages and saved segment sizes for one tenant, as of the runtime's clock."""
-    as_of = runtime.clock()
-    async with runtime.sessions() as session:
+async def recompute(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, as_of: datetime
+) -> None:
+    """RFM, lifecycle stages and saved segment sizes for one tenant, in one transaction."""
+    async with sessions() as session:
         limits = await thresholds(session, tenant_id)
         await recompute_tenant(session, tenant_id, as_of, limits)
         await evaluate_all(session, tenant_id, as_of)
         await session.commit()
 
 
-async def rebuild(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+async def rebuild(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, as_of: datetime
+) -> None:
     """Every customer's facts from the orders, then the recompute: the from-scratch path."""
-    async with runtime.sessions() as session:
+    async with sessions() as session:
         await refresh_customer_facts(session, tenant_id, None)
         await session.commit()
-    await recompute(runtime, tenant_id)
+    await recompute(sessions, tenant_id, as_of)
 
 
-async def tenant_ids(runtime: Runtime) -> list[uuid.UUID]:
-    async with runtime.read_sessions() as session:
+async def tenant_ids(sessions: async_sessionmaker[AsyncSession]) -> list[uuid.UUID]:
+    async with sessions() as session:
         return list(await session.scalars(select(Tenant.id).order_by(Tenant.id)))
 
 
@@ -71,12 +76,14 @@ async def schedule_rebuild(runtime: Runtime, tenant_id: uuid.UUID) -> None:
 
 @tasks.task(name="segments_recompute", pass_context=True, retry=3)
 async def segments_recompute(context: JobContext, tenant_id: str) -> None:
-    await recompute(runtime_of(context), uuid.UUID(tenant_id))
+    runtime = runtime_of(context)
+    await recompute(runtime.sessions, uuid.UUID(tenant_id), runtime.clock())
 
 
 @tasks.task(name="facts_rebuild", pass_context=True, retry=3)
 async def facts_rebuild(context: JobContext, tenant_id: str) -> None:
-    await rebuild(runtime_of(context), uuid.UUID(tenant_id))
+    runtime = runtime_of(context)
+    await rebuild(runtime.sessions, uuid.UUID(tenant_id), runtime.clock())
 
 
 @tasks.periodic(cron="20 3 * * *")
@@ -84,5 +91,5 @@ async def facts_rebuild(context: JobContext, tenant_id: str) -> None:
 async def segments_nightly(context: JobContext, timestamp: int) -> None:
     """Every night (UTC 03:20, 11:20 in China): recency moves with time even without imports."""
     runtime = runtime_of(context)
-    for tenant_id in await tenant_ids(runtime):
+    for tenant_id in await tenant_ids(runtime.sessions):
         await schedule_recompute(runtime, tenant_id)

@@ -85,3 +85,31 @@ async def tier_history(
         .order_by(LoyaltyTierChange.changed_at, LoyaltyTierChange.id)
     )
     return list(rows)
+
+
+async def recompute_tenant(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    program: Program,
+    now: datetime,
+    after: uuid.UUID | None,
+    limit: int = 500,
+) -> uuid.UUID | None:
+    """Scheduled pass: re-measure up to `limit` accounts after customer `after` (spend leaves
+    the rolling window without any event); returns where to continue, None when done."""
+    query = select(LoyaltyAccount.customer_id).where(
+        LoyaltyAccount.tenant_id == tenant_id, LoyaltyAccount.merged_into.is_(None)
+    )
+    if after is not None:
+        query = query.where(LoyaltyAccount.customer_id > after)
+    customers = list(await session.scalars(query.order_by(LoyaltyAccount.customer_id).limit(limit)))
+    for customer_id in customers:
+        account = await session.scalar(
+            select(LoyaltyAccount)
+            .where(LoyaltyAccount.tenant_id == tenant_id, LoyaltyAccount.customer_id == customer_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert account is not None
+        await recompute(session, account, program, now, "schedule")
+    return customers[-1] if len(customers) == limit else None

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import FieldError, ValidationFailed
 from app.models.loyalty import LoyaltyAccount, LoyaltyLot, LoyaltyOrderEarn
 from app.schemas.loyalty import NegativePolicy
+from app.services.identities import MERGE_HOOKS
 from app.services.loyalty import earning, tiers
 from app.services.loyalty.ledger import (
     NewLot,
@@ -186,3 +187,8 @@ async def _move_balance(
             [NewLot(debt, None)],
             now,
         )
+
+
+# Customer merges (app.services.identities) run this inside the merge transaction.
+if customers_merged not in MERGE_HOOKS:
+    MERGE_HOOKS.append(customers_merged)

@@ -40,14 +40,14 @@ async def _ticket_in(tenant: TenantCtx, status: str) -> dict[str, Any]:
 
 
 def test_the_state_machine_is_the_issue_s() -> None:
-    assert LEGAL == {
+    assert {
         ("new", "open"),
         ("open", "pending"),
         ("pending", "open"),
         ("open", "resolved"),
         ("resolved", "open"),
         ("resolved", "closed"),
-    }
+    } == LEGAL
 
 
 @pytest.mark.parametrize(("current", "target"), sorted(LEGAL))

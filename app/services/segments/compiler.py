@@ -107,7 +107,9 @@ class FilterCompiler:
             parts = [self._node(ch, [*loc, key, i], depth + 1) for i, ch in enumerate(children)]
             return and_(*parts) if key == "and" else or_(*parts)
         if len(node) == 1 and "not" in node:
-            return not_(self._node(node["not"], [*loc, "not"], depth + 1))
+            # `IS NOT TRUE`: a customer with an unknown value is "not" in the inner set, as
+            # with `ne`, rather than dropped by SQL's three-valued logic.
+            return self._node(node["not"], [*loc, "not"], depth + 1).is_not(true())
         if len(node) == 1 and "ordered" in node:
             return self._ordered(node["ordered"], [*loc, "ordered"])
         if "field" in node or "op" in node:

@@ -21,6 +21,7 @@ tasks = procrastinate.Blueprint()
 
 # Every module that registers tasks on `tasks`; each domain adds its own line.
 TASK_MODULES: list[str] = [
+    "app.services.imports.jobs",
     "app.services.loyalty.jobs",
     "app.services.segments.jobs",
 ]

@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import FieldError, NotFound, ValidationFailed
@@ -221,8 +222,7 @@ async def merge_customers(
     survivor.version += 1
     survivor.updated_at = now
     await session.flush()
-    await session.delete(merged)
-    await session.flush()
+    deleted = await _delete_or_tombstone(session, merged, survivor_id, now)
     await refresh_customer_facts(session, tenant_id, [survivor_id])
     await privacy.record(
         session,
@@ -231,6 +231,29 @@ async def merge_customers(
         "customer",
         survivor_id,
         request_id=request_id,
-        details={"merged_customer_id": str(merged_id), "moved": moved},
+        details={"merged_customer_id": str(merged_id), "moved": moved, "deleted": deleted},
     )
     return {"customer_id": survivor_id, "merged_customer_id": merged_id, "moved": moved}
+
+
+async def _delete_or_tombstone(
+    session: AsyncSession, merged: Customer, survivor_id: uuid.UUID, now: datetime
+) -> bool:
+    """Delete the emptied customer, unless a domain keeps history naming it (a loyalty ledger
+    is append-only): then it stays as an empty record pointing at the survivor."""
+    try:
+        async with session.begin_nested():
+            await session.execute(
+                delete(Customer).where(
+                    Customer.tenant_id == merged.tenant_id, Customer.id == merged.id
+                )
+            )
+    except IntegrityError:
+        merged.tags = []
+        merged.attributes = {"merged_into": str(survivor_id)}
+        merged.version += 1
+        merged.updated_at = now
+        await session.flush()
+        return False
+    session.expunge(merged)
+    return True

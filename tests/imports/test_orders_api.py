@@ -193,7 +193,8 @@ async def test_customer_orders_and_cursor_pages(tenant: TenantCtx) -> None:
             "GET", "/api/v1/orders", params={"limit": 3, "cursor": first["next_cursor"]}
         )
     ).json()
-    assert len(first["items"]) == 3 and len(second["items"]) == 2
+    assert len(first["items"]) == 3
+    assert len(second["items"]) == 2
     assert second["next_cursor"] is None
     mine = (await tenant.request("GET", f"/api/v1/customers/{customer_id}/orders")).json()
     assert len(mine["items"]) == 5

@@ -266,7 +266,7 @@ CREATE TEMP TABLE IF NOT EXISTS stage_orders (
     shipped_at timestamptz, completed_at timestamptz, buyer_message text, seller_memo text,
     item_count int, ident_key text, ident_shop uuid, phone_hash bytea, phone_enc bytea,
     phone_masked text, display_name text,
-    order_id uuid, customer_id uuid, prev_status text, prev_customer uuid,
+    order_id uuid, customer_id uuid, prev_status text, prev_refund bigint, prev_customer uuid,
     accepted boolean NOT NULL DEFAULT true
 ) ON COMMIT DROP;
 CREATE TEMP TABLE IF NOT EXISTS stage_items (
@@ -275,7 +275,8 @@ CREATE TEMP TABLE IF NOT EXISTS stage_items (
     refund_fen bigint
 ) ON COMMIT DROP;
 CREATE TEMP TABLE IF NOT EXISTS load_touched (
-    order_id uuid, customer_id uuid, inserted boolean, status text, prev_status text
+    order_id uuid, customer_id uuid, inserted boolean, status text, prev_status text,
+    refund_fen bigint, prev_refund bigint
 ) ON COMMIT DROP;
 CREATE TEMP TABLE IF NOT EXISTS load_seen (order_no text PRIMARY KEY) ON COMMIT DROP;
 CREATE TEMP TABLE IF NOT EXISTS load_customers (customer_id uuid PRIMARY KEY, created boolean)
@@ -285,7 +286,8 @@ TRUNCATE stage_orders, stage_items, load_touched, load_seen, load_customers;
 
 _EXISTING = f"""
 UPDATE stage_orders s SET
-    order_id = o.id, prev_status = o.status, prev_customer = o.customer_id,
+    order_id = o.id, prev_status = o.status, prev_refund = o.refund_fen,
+    prev_customer = o.customer_id,
     accepted = (o.source_time IS NULL OR CAST(:source_time AS timestamptz) IS NULL
                 OR CAST(:source_time AS timestamptz) >= o.source_time)
            AND ({_rank_sql("s.status")} >= {_rank_sql("o.status")}
@@ -397,10 +399,12 @@ WITH up AS (
           IS DISTINCT FROM
           ({", ".join("excluded." + c for c in _DATA)},
            coalesce(o.customer_id, excluded.customer_id))
-    RETURNING o.id, o.customer_id, (o.xmax = 0) AS inserted, o.status
+    RETURNING o.id, o.customer_id, (o.xmax = 0) AS inserted, o.status, o.refund_fen
 )
-INSERT INTO load_touched (order_id, customer_id, inserted, status, prev_status)
-SELECT up.id, up.customer_id, up.inserted, up.status, s.prev_status
+INSERT INTO load_touched (order_id, customer_id, inserted, status, prev_status, refund_fen,
+                          prev_refund)
+SELECT up.id, up.customer_id, up.inserted, up.status, s.prev_status, up.refund_fen,
+       s.prev_refund
 FROM up JOIN stage_orders s ON s.order_id = up.id
 """
 
@@ -444,7 +448,7 @@ SELECT DISTINCT customer_id FROM load_touched WHERE customer_id IS NOT NULL
 
 _STATUS_CHANGED = """
 SELECT DISTINCT order_id FROM load_touched
-WHERE inserted OR status IS DISTINCT FROM prev_status
+WHERE inserted OR status IS DISTINCT FROM prev_status OR refund_fen IS DISTINCT FROM prev_refund
 """
 
 

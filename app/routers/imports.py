@@ -1,0 +1,108 @@
+"""Import endpoints: upload marketplace exports, follow the job, read the rejected rows."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, BackgroundTasks, File, Form, Header, Request, Response, UploadFile
+
+from app.deps import ClockDep, CurrentKey, ReadSession, RuntimeDep, Session
+from app.errors import PayloadTooLarge
+from app.models import Import
+from app.problems import responses
+from app.schemas.common import Cursor, Limit, Page
+from app.schemas.imports import ImportOut, ImportProgress, RejectionOut
+from app.services.imports import jobs, pipeline
+
+router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
+
+
+def _out(row: Import) -> ImportOut:
+    return ImportOut(
+        id=row.id,
+        kind=row.kind,
+        status=row.status,
+        platform=row.platform,
+        shop_id=row.shop_id,
+        dry_run=row.dry_run,
+        files=row.files,
+        progress=ImportProgress(rows_done=row.rows_done, rows_total=row.rows_total),
+        counts=row.counts,
+        timings=row.timings,
+        error=row.error,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Upload one export (Tmall: order list + detail; Pinduoduo: orders) and import it",
+    description=(
+        "The files are stored and checked at once (platform, layout, required columns): a file "
+        "that cannot be imported is a 422 naming it and the missing columns. The import itself "
+        "runs as a job: poll the `Location` for its status, progress and counts. `dry_run` "
+        "computes the counts and writes nothing."
+    ),
+    responses=responses(401, 403, 413, 422),
+)
+async def create_import(
+    request: Request,
+    session: Session,
+    runtime: RuntimeDep,
+    actor: CurrentKey,
+    clock: ClockDep,
+    background: BackgroundTasks,
+    response: Response,
+    files: Annotated[list[UploadFile], File(description="The export files.")],
+    platform: Annotated[Literal["tmall", "pinduoduo"], Form(description="Export format.")],
+    shop_id: Annotated[uuid.UUID, Form(description="The shop the orders belong to.")],
+    dry_run: Annotated[bool, Form(description="Count only, write nothing.")] = False,
+    content_length: Annotated[int | None, Header()] = None,
+) -> ImportOut:
+    if content_length is not None and content_length > runtime.settings.max_upload_bytes + 65536:
+        raise PayloadTooLarge("the upload is larger than the configured limit")
+    row = await pipeline.create_import(
+        session, runtime.settings, actor, files, platform, shop_id, dry_run, clock()
+    )
+    # Deferred once the request's transaction has committed: the job always finds its import.
+    background.add_task(jobs.defer_import, runtime, row.tenant_id, row.id)
+    response.headers["Location"] = f"/api/v1/imports/{row.id}"
+    return _out(row)
+
+
+@router.get("", summary="Import jobs, newest first", responses=responses(401, 403, 422))
+async def list_imports(
+    session: ReadSession, actor: CurrentKey, limit: Limit = 50, cursor: Cursor = None
+) -> Page[ImportOut]:
+    rows, next_cursor = await pipeline.list_imports(session, actor, limit, cursor)
+    return Page(items=[_out(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{import_id}",
+    summary="An import: status, progress, counts, timings, and why it failed",
+    responses=responses(401, 403, 404),
+)
+async def get_import(session: ReadSession, actor: CurrentKey, import_id: uuid.UUID) -> ImportOut:
+    return _out(await pipeline.get_import(session, actor, import_id))
+
+
+@router.get(
+    "/{import_id}/rejections",
+    summary="Rows the import refused: file, line, column, reason and the raw text",
+    responses=responses(401, 403, 404, 422),
+)
+async def list_rejections(
+    session: ReadSession,
+    actor: CurrentKey,
+    import_id: uuid.UUID,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[RejectionOut]:
+    rows, next_cursor = await pipeline.list_rejections(session, actor, import_id, limit, cursor)
+    return Page(items=[RejectionOut.model_validate(r) for r in rows], next_cursor=next_cursor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -9,7 +10,15 @@ from fastapi import APIRouter, Query
 
 from app.deps import ClockDep, CurrentKey, Session
 from app.problems import responses
-from app.schemas.analytics import CohortsOut, GeoOut, Interval, LifecycleOut, OverviewOut, RfmOut
+from app.schemas.analytics import (
+    CohortsOut,
+    GeoOut,
+    Interval,
+    LifecycleHistoryOut,
+    LifecycleOut,
+    OverviewOut,
+    RfmOut,
+)
 from app.services import analytics
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
@@ -65,6 +74,19 @@ async def lifecycle(
 ) -> LifecycleOut:
     start, end = _window(clock, since, until, 30)
     return await analytics.lifecycle(session, actor, start, end)
+
+
+@router.get(
+    "/lifecycle/customers/{customer_id}",
+    summary="One customer's lifecycle history: every stage change with its date",
+    responses=responses(401, 403, 404),
+)
+async def customer_lifecycle(
+    session: Session, actor: CurrentKey, customer_id: uuid.UUID
+) -> LifecycleHistoryOut:
+    return LifecycleHistoryOut(
+        items=await analytics.customer_lifecycle(session, actor, customer_id)
+    )
 
 
 @router.get(

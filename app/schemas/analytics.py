@@ -82,6 +82,16 @@ class StageFlow(Schema):
     customers: int
 
 
+class StageChange(Schema):
+    from_stage: str | None
+    to_stage: str
+    changed_at: datetime
+
+
+class LifecycleHistoryOut(Schema):
+    items: list[StageChange]
+
+
 class LifecycleOut(Schema):
     stages: list[StageCount]
     since: datetime

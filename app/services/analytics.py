@@ -7,13 +7,14 @@ Asia/Shanghai, where the sellers and their marketplaces live.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import FieldError, ValidationFailed
+from app.errors import FieldError, NotFound, ValidationFailed
 from app.schemas.analytics import (
     CityFigures,
     CohortMonth,
@@ -31,6 +32,7 @@ from app.schemas.analytics import (
     RfmOut,
     SalesFigures,
     ShopFigures,
+    StageChange,
     StageCount,
     StageFlow,
 )
@@ -257,6 +259,32 @@ async def lifecycle(
             for r in flows
         ],
     )
+
+
+async def customer_lifecycle(
+    session: AsyncSession, actor: Principal, customer_id: uuid.UUID
+) -> list[StageChange]:
+    """One customer's stage changes, oldest first."""
+    actor.require("analytics:read")
+    exists = await session.scalar(
+        text("SELECT 1 FROM customers WHERE tenant_id = :t AND id = :c"),
+        {"t": actor.tenant_id, "c": customer_id},
+    )
+    if exists is None:
+        raise NotFound("no such customer")
+    rows = await _rows(
+        session,
+        """
+        SELECT from_stage, to_stage, changed_at FROM lifecycle_events
+        WHERE tenant_id = :t AND customer_id = :c ORDER BY changed_at, id
+        """,
+        t=actor.tenant_id,
+        c=customer_id,
+    )
+    return [
+        StageChange(from_stage=r.from_stage, to_stage=r.to_stage, changed_at=r.changed_at)
+        for r in rows
+    ]
 
 
 async def cohorts(

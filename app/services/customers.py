@@ -150,13 +150,19 @@ _ONE_PROFILE_TENANT = (_ONE_PROFILE.positiontup or []).index("tenant_id")
 _ONE_PROFILE_CUSTOMER = (_ONE_PROFILE.positiontup or []).index("customer_id")
 
 
+def profile_statement(tenant_id: uuid.UUID, customer_id: uuid.UUID) -> tuple[str, list[Any]]:
+    """The one-profile read as asyncpg SQL and arguments (the benchmark's baseline sends it too)."""
+    args = list(_ONE_PROFILE_ARGS)
+    args[_ONE_PROFILE_TENANT], args[_ONE_PROFILE_CUSTOMER] = tenant_id, customer_id
+    return _ONE_PROFILE.string, args
+
+
 async def _fetch_profile(
     db: AsyncSession | asyncpg.Pool, tenant_id: uuid.UUID, customer_id: uuid.UUID
 ) -> asyncpg.Record | None:
-    args = list(_ONE_PROFILE_ARGS)
-    args[_ONE_PROFILE_TENANT], args[_ONE_PROFILE_CUSTOMER] = tenant_id, customer_id
     source = await driver_of(db) if isinstance(db, AsyncSession) else db
-    return await source.fetchrow(_ONE_PROFILE.string, *args)
+    sql, args = profile_statement(tenant_id, customer_id)
+    return await source.fetchrow(sql, *args)
 
 
 class _Decoder:

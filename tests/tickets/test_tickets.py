@@ -534,3 +534,16 @@ async def test_created_range_uses_the_injected_clock(tenant: TenantCtx, clock: T
         },
     )
     assert [t["id"] for t in found.json()["items"]] == [ticket["id"]]
+
+
+async def test_the_customer_merge_endpoint_carries_tickets_along(tenant: TenantCtx) -> None:
+    survivor, merged = await tenant.customer(), await tenant.customer()
+    ticket = await open_ticket(tenant, merged["id"])
+    response = await tenant.request(
+        "POST",
+        f"/api/v1/customers/{survivor['id']}/merge",
+        json={"other_customer_id": merged["id"]},
+    )
+    assert response.status_code == 200, response.text
+    moved = (await tenant.request("GET", f"/api/v1/tickets/{ticket['id']}")).json()
+    assert moved["customer_id"] == survivor["id"]

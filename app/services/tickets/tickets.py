@@ -583,7 +583,10 @@ async def transition(
     ticket.status = target.value
     if data.note:
         event["note"] = data.note
-    _recompute_clocks(ticket, calendar)
+    if current is S.pending or (current is S.resolved and target is S.open):
+        _recompute_clocks(ticket, calendar)  # a clock restarts: paused time or a new start
+    else:
+        _requeue(ticket)
     _touch(ticket, now)
     actor = await actor_of(session, principal)
     _event(session, ticket, actor, "status_changed", event, now)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, literal, or_, select
+from sqlalchemy import Float, and_, cast, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import NpsResponse, OrderItem, Ticket, TicketItem, TicketSurvey
@@ -29,7 +29,8 @@ _PERIOD_FORMAT = {D.day: "YYYY-MM-DD", D.week: 'IYYY-"W"IW', D.month: "YYYY-MM"}
 
 
 def _minutes(later: Any, earlier: Any) -> Any:
-    return func.extract("epoch", later - earlier) / 60
+    # date_part gives double precision; extract() gives numeric, several times slower to sort.
+    return func.date_part("epoch", later - earlier) / 60
 
 
 def _median(value: Any) -> Any:
@@ -47,10 +48,10 @@ def _key(dimension: ReportDimension, timezone: str) -> Any:
 
 
 def _rate(condition: Any, population: Any = None) -> Any:
-    hit = case((condition, 1.0), else_=0.0)
-    if population is None:
-        return func.avg(hit)
-    return func.avg(case((population, hit), else_=None))
+    """Share of the population (all rows by default) meeting the condition; NULL if none."""
+    hits = func.count().filter(and_(condition, population) if population is not None else condition)
+    total = func.count().filter(population) if population is not None else func.count()
+    return cast(hits, Float) / func.nullif(total, 0)
 
 
 def _created(after: datetime | None, before: datetime | None) -> list[Any]:

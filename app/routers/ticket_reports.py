@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.deps import ClockDep, CurrentKey, ReadSession
+from app.deps import ClockDep, CurrentKey, Session
 from app.problems import responses
 from app.schemas.tickets import (
     NpsDimension,
@@ -19,6 +19,8 @@ from app.schemas.tickets import (
 )
 from app.services.tickets import reports
 
+# Reports use a transaction (not the autocommit read session) so that they can raise work_mem
+# for their own sorts only (SET LOCAL).
 router = APIRouter(prefix="/api/v1/ticket-reports", tags=["ticket reports"])
 
 After = Annotated[datetime | None, Query(description="Inclusive.")]
@@ -32,7 +34,7 @@ Before = Annotated[datetime | None, Query(description="Exclusive.")]
     responses=responses(401, 403, 422),
 )
 async def summary(
-    session: ReadSession,
+    session: Session,
     actor: CurrentKey,
     clock: ClockDep,
     group_by: ReportDimension = ReportDimension.kind,
@@ -48,7 +50,7 @@ async def summary(
     responses=responses(401, 403, 422),
 )
 async def nps(
-    session: ReadSession,
+    session: Session,
     actor: CurrentKey,
     group_by: NpsDimension = NpsDimension.none,
     recorded_after: After = None,
@@ -63,7 +65,7 @@ async def nps(
     responses=responses(401, 403, 422),
 )
 async def products(
-    session: ReadSession,
+    session: Session,
     actor: CurrentKey,
     kind: TicketKind | None = TicketKind.complaint,
     created_after: After = None,

@@ -180,7 +180,26 @@ def upgrade() -> None:
     op.create_index(
         "ix_tickets_assignee", "tickets", ["tenant_id", "assignee_id", "id"], unique=False
     )
-    op.create_index("ix_tickets_created_at", "tickets", ["tenant_id", "created_at"], unique=False)
+    op.create_index(
+        "ix_tickets_report",
+        "tickets",
+        ["tenant_id", "created_at"],
+        unique=False,
+        postgresql_include=[
+            "id",
+            "kind",
+            "category",
+            "channel",
+            "priority",
+            "assignee_id",
+            "first_responded_at",
+            "resolved_at",
+            "first_response_breached",
+            "resolution_breached",
+            "sla_due_at",
+            "reopen_count",
+        ],
+    )
     op.create_index(
         "ix_tickets_customer", "tickets", ["tenant_id", "customer_id", "id"], unique=False
     )
@@ -312,7 +331,7 @@ def downgrade() -> None:
     )
     op.drop_index("ix_tickets_order", table_name="tickets")
     op.drop_index("ix_tickets_customer", table_name="tickets")
-    op.drop_index("ix_tickets_created_at", table_name="tickets")
+    op.drop_index("ix_tickets_report", table_name="tickets")
     op.drop_index("ix_tickets_assignee", table_name="tickets")
     op.drop_table("tickets")
     op.drop_table("ticket_staff")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, and_, cast, func, literal, or_, select
+from sqlalchemy import Float, and_, cast, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import NpsResponse, OrderItem, Ticket, TicketItem, TicketSurvey
@@ -25,6 +25,7 @@ from app.services.auth import Principal
 from app.services.tickets import config
 
 D = ReportDimension
+REPORT_WORK_MEM = "64MB"
 _PERIOD_FORMAT = {D.day: "YYYY-MM-DD", D.week: 'IYYY-"W"IW', D.month: "YYYY-MM"}
 
 
@@ -74,6 +75,7 @@ async def summary(
     """One row per group of tickets created in the range; breaches count clocks still running."""
     actor.require("tickets:reports")
     settings = config.settings_out(await config.load_settings(session, actor.tenant_id))
+    await _sort_in_memory(session)
     key = _key(group_by, settings.timezone).label("key")
     breached = or_(
         Ticket.first_response_breached, Ticket.resolution_breached, Ticket.sla_due_at <= now
@@ -120,6 +122,11 @@ async def summary(
     )
 
 
+async def _sort_in_memory(session: AsyncSession) -> None:
+    """Medians sort every group's rows: give this transaction room to do it without temp files."""
+    await session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
+
+
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -134,6 +141,7 @@ async def nps(
     """NPS by the linked ticket's category or assignee, or by channel (the answer's own, else
     its ticket's); answers without a ticket fall in the `null` group for those."""
     actor.require("tickets:reports")
+    await _sort_in_memory(session)
     n = NpsResponse
     keys: dict[NpsDimension, Any] = {
         NpsDimension.none: literal(None, Ticket.subject.type),

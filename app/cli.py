@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -141,6 +142,43 @@ def facts_rebuild(
     url = _prepare(settings)
     count = asyncio.run(_rebuild_facts(settings, url, tenant))
     _say(f"done: {count} tenant(s)")
+
+
+@app.command("import")
+def import_command(
+    files: Annotated[list[Path], typer.Argument(help="Export files (Tmall: list + detail).")],
+    platform: Annotated[str, typer.Option(help="Export format: tmall or pinduoduo.")],
+    shop: Annotated[uuid.UUID, typer.Option(help="The shop's id (GET /api/v1/shops).")],
+    key: Annotated[
+        str, typer.Option(envvar="KEZHAN_API_KEY", help="An API key of the tenant (importer role).")
+    ],
+    dry_run: Annotated[bool, typer.Option(help="Count only, write nothing.")] = False,
+) -> None:
+    """Import marketplace export files, as POST /api/v1/imports does, with a progress bar."""
+    import json
+
+    from app.services.imports.terminal import import_files
+
+    settings = get_settings()
+    _prepare(settings)
+    result = asyncio.run(import_files(settings, files, platform, shop, key, dry_run))
+    sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    if result["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command()
+def worker(
+    queue: Annotated[
+        list[str] | None, typer.Option(help="Only these queues (default: all).")
+    ] = None,
+) -> None:
+    """Run the job worker (imports, recomputes) as its own process."""
+    from app.worker import run_worker
+
+    settings = get_settings()
+    _prepare(settings)
+    asyncio.run(run_worker(settings, queue))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Cell normalisation as polars expressions: text, ids, money in fen and Shanghai times.
 
-`clean` runs `text` once over every column a parser uses; the other expressions expect cleaned
-columns (one pass each keeps polars' query plans small and fast).
+`clean` runs `text` once over every column a parser uses and derives number and time columns;
+the check and value expressions read those derived columns.
 
 Everything stays columnar. Money is parsed from its decimal text (never through a float), so
 `0.29` is 29 fen exactly; values with more than two decimals (floats written by Excel, e.g.
@@ -31,36 +31,62 @@ TIME_FORMATS = [
 DATE_FORMATS = ["%Y-%m-%d", "%Y/%m/%d"]
 
 
-def text(col: str) -> pl.Expr:
+NUMBER = "__number:"  # prefix of the derived column holding a money/count cell's bare number
+TIME = "__time:"  # prefix of the derived column holding a time cell's naive Shanghai time
+
+
+def text(col: str, unwrap: bool = True) -> pl.Expr:
     """Strip tabs, spaces and newlines, the `="..."` wrapper and a leading `'`; empty -> null."""
     e = pl.col(col).str.strip_chars(" \t\r\n\u3000")
-    e = (
-        pl.when(e.str.starts_with('="') & e.str.ends_with('"'))
-        .then(e.str.slice(2).str.strip_suffix('"'))
-        .otherwise(e)
+    if unwrap:
+        e = e.str.replace(r'(?s)^="(.*)"$', "$1")
+    return e.str.strip_prefix("'").replace(EMPTY_MARKERS, None)
+
+
+def clean(
+    frame: pl.DataFrame, texts: list[str], numbers: list[str], times: list[str]
+) -> pl.DataFrame:
+    """Clean every used column once and derive the number and time columns the checks read.
+
+    Expressions here never reuse a sub-expression (polars would evaluate it again for every
+    use, and nested reuse multiplies): each step reads a materialised column instead.
+    """
+    texts = list(dict.fromkeys(texts))
+    wrapped = frame.select(pl.col(col).str.contains('="', literal=True).any() for col in texts)
+    frame = frame.with_columns(
+        text(col, unwrap=bool(wrapped.get_column(col).item())).alias(col) for col in texts
     )
-    e = e.str.strip_prefix("'").str.strip_chars(" \t\r\n")
-    return pl.when(e.is_in(EMPTY_MARKERS) | e.is_null()).then(None).otherwise(e)
+    frame = frame.with_columns(
+        _number_text(col).alias(NUMBER + col) for col in dict.fromkeys(numbers)
+    )
+    return frame.with_columns(
+        _local_time(frame, col).alias(TIME + col) for col in dict.fromkeys(times)
+    )
 
 
-def clean(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    return frame.with_columns(text(col).alias(col) for col in dict.fromkeys(columns))
-
-
-def money_text(col: str) -> pl.Expr:
+def _number_text(col: str) -> pl.Expr:
     """Money cell with decorations removed (`元`, `¥`, thousands `,`, `(12.00)` -> `-12.00`)."""
-    e = pl.col(col).str.replace_all(r"[元¥￥,\s]", "")
-    e = (
-        pl.when(e.str.starts_with("(") & e.str.ends_with(")"))
-        .then(pl.lit("-") + e.str.slice(1).str.strip_suffix(")"))
-        .otherwise(e)
-    )
+    e = pl.col(col).str.replace_all(r"[元¥￥,\s]", "").str.replace(r"^\((.*)\)$", "-$1")
     return pl.when(e.is_in([*NO_REFUND_MARKERS, ""])).then(None).otherwise(e)
+
+
+def _local_time(frame: pl.DataFrame, col: str) -> pl.Expr:
+    """Naive Shanghai wall time from the formats exports use (incl. Excel's `2024/4/27 23:10`).
+
+    The usual `yyyy-MM-dd HH:mm:ss` is tried alone first; the other formats only when some
+    cell of the column needs them (parsing every format for every cell is slow)."""
+    e = pl.col(col)
+    first = e.str.to_datetime(TIME_FORMATS[0], strict=False, time_unit="us")
+    if not frame.select((e.is_not_null() & first.is_null()).any()).item():
+        return first
+    tries = [e.str.to_datetime(f, strict=False, time_unit="us") for f in TIME_FORMATS]
+    tries += [e.str.to_date(f, strict=False).cast(pl.Datetime("us")) for f in DATE_FORMATS]
+    return pl.coalesce(tries)
 
 
 def money_problem(col: str) -> pl.Expr:
     """`amount_not_numeric`, `amount_negative` or null for a good or empty money cell."""
-    e = money_text(col)
+    e = pl.col(NUMBER + col)
     return (
         pl.when(e.is_null())
         .then(None)
@@ -74,29 +100,26 @@ def money_problem(col: str) -> pl.Expr:
 
 def money_fen(col: str) -> pl.Expr:
     """Fen as Int64 for good cells; null for empty or bad ones (bad rows are rejected anyway)."""
-    e = money_text(col)
+    e = pl.col(NUMBER + col)
     return pl.when(e.str.contains(MONEY_RE)).then(fen_of(e)).otherwise(None)
 
 
 def fen_of(e: pl.Expr) -> pl.Expr:
-    """Decimal text -> fen, exactly: integer part * 100 + two decimals, half up on the third."""
-    negative = e.str.starts_with("-")
-    digits = e.str.strip_prefix("-")
-    whole = digits.str.extract(r"^(\d*)", 1)
-    frac = digits.str.extract(r"\.(\d*)$", 1).fill_null("")
-    whole_fen = (
-        pl.when(whole == "").then(pl.lit(0, pl.Int64)).otherwise(whole.cast(pl.Int64, strict=False))
-        * 100
-    )
-    cents = (frac + "000").str.slice(0, 2).cast(pl.Int64, strict=False)
-    round_up = ((frac + "000").str.slice(2, 1).cast(pl.Int64, strict=False) >= 5).cast(pl.Int64)
-    value = whole_fen + cents + round_up
-    return pl.when(negative).then(-value).otherwise(value)
+    """Decimal text -> fen, exactly: integer part * 100 + two decimals, half up on the third.
+
+    `e` must be a column reference (it is read several times)."""
+    parts = e.str.strip_prefix("-").str.split_exact(".", 1)
+    whole = parts.struct.field("field_0").cast(pl.Int64, strict=False).fill_null(0)
+    frac = parts.struct.field("field_1").fill_null("").str.pad_end(3, "0")
+    cents = frac.str.slice(0, 2).cast(pl.Int64, strict=False).fill_null(0)
+    round_up = (frac.str.slice(2, 1).cast(pl.Int64, strict=False).fill_null(0) >= 5).cast(pl.Int64)
+    value = whole * 100 + cents + round_up
+    return pl.when(e.str.starts_with("-")).then(-value).otherwise(value)
 
 
 def integer(col: str) -> pl.Expr:
     """Counts such as 购买数量 (`1\\t`, `2.0` from Excel); null when not a whole number."""
-    e = money_text(col)
+    e = pl.col(NUMBER + col)
     return (
         pl.when(e.str.contains(r"^\d+(\.0*)?$"))
         .then(e.str.extract(r"^(\d+)", 1).cast(pl.Int64, strict=False))
@@ -105,7 +128,7 @@ def integer(col: str) -> pl.Expr:
 
 
 def integer_problem(col: str) -> pl.Expr:
-    e = money_text(col)
+    e = pl.col(NUMBER + col)
     return (
         pl.when(e.is_null() | e.str.contains(r"^\d+(\.0*)?$"))
         .then(None)
@@ -114,16 +137,12 @@ def integer_problem(col: str) -> pl.Expr:
 
 
 def local_time(col: str) -> pl.Expr:
-    """Naive Shanghai wall time from the formats exports use (incl. Excel's `2024/4/27 23:10`)."""
-    e = pl.col(col)
-    tries = [e.str.to_datetime(f, strict=False, time_unit="us") for f in TIME_FORMATS]
-    tries += [e.str.to_date(f, strict=False).cast(pl.Datetime("us")) for f in DATE_FORMATS]
-    return pl.coalesce(tries)
+    return pl.col(TIME + col)
 
 
 def time_problem(col: str, limit: datetime | None) -> pl.Expr:
     """`timestamp_invalid` for unreadable text, `timestamp_in_future` after the export time."""
-    parsed = local_time(col)
+    parsed = pl.col(TIME + col)
     invalid = pl.col(col).is_not_null() & parsed.is_null()
     if limit is None:
         return pl.when(invalid).then(pl.lit("timestamp_invalid")).otherwise(None)

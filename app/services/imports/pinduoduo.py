@@ -107,7 +107,9 @@ def parse_orders(
     """(orders in ORDER_SCHEMA, items in ITEM_SCHEMA, rejections)."""
     f = det.fields
     order_no = pl.col(f["order_no"])
-    frame = c.clean(table.frame, list(f.values()))
+    numbers = [f[m] for m in (*MONEY, "quantity") if m in f]
+    times = [f[t] for t in ("ordered_at", "paid_at", "shipped_at", "completed_at") if t in f]
+    frame = c.clean(table.frame, list(f.values()), numbers, times)
     valid, rejected = split_valid(frame, checks(table, det, limit), table.file, order_no)
     rejected = pl.concat([bad_rejections(table, f["order_no"]), rejected])
     name, phone = _text(det, "receiver_name"), _text(det, "receiver_phone")

@@ -20,6 +20,7 @@ from app.services.imports.table import LINE, RAW, RawTable, bad_rejections
 ORDER_NO_RE = r"^\d+$"
 LIST_MONEY = ("goods_total", "shipping", "total", "paid", "received", "refund")
 ITEM_MONEY = ("unit_price", "paid", "refund")
+TIMES = ("ordered_at", "paid_at", "shipped_at", "completed_at")
 PENDING = ("等待买家付款", "等待买家确认货到付款订单信息", "没有创建支付宝交易")
 SHIPPED = ("卖家部分发货", "卖家已发货，等待买家确认", "买家已签收")
 REFUND_REQUESTED = (
@@ -93,7 +94,9 @@ def parse_list(
     """(valid orders with helper columns, rejections, order numbers of rejected rows)."""
     f = det.fields
     order_no = pl.col(f["order_no"])
-    frame = c.clean(table.frame, list(f.values()))
+    numbers = [f[m] for m in (*LIST_MONEY, "item_count") if m in f]
+    times = [f[t] for t in TIMES if t in f]
+    frame = c.clean(table.frame, list(f.values()), numbers, times)
     valid, rejected = split_valid(frame, list_checks(table, det, limit), table.file, order_no)
     rejected = pl.concat([bad_rejections(table, f["order_no"]), rejected])
     address = _text(det, "address")
@@ -150,7 +153,8 @@ def item_checks(table: RawTable, det: Detected) -> list[Check]:
 def parse_items(table: RawTable, det: Detected) -> tuple[pl.DataFrame, pl.DataFrame]:
     f = det.fields
     order_no = pl.col(f["order_no"])
-    frame = c.clean(table.frame, list(f.values()))
+    numbers = [f[m] for m in (*ITEM_MONEY, "quantity") if m in f]
+    frame = c.clean(table.frame, list(f.values()), numbers, [])
     valid, rejected = split_valid(frame, item_checks(table, det), table.file, order_no)
     rejected = pl.concat([bad_rejections(table, f["order_no"]), rejected])
     items = valid.select(

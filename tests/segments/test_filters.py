@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.factories import TenantFactory
 from tests.segments.conftest import NOW, World
 
 
@@ -263,3 +264,28 @@ async def test_values_are_bound_not_spliced(world: World, now: datetime) -> None
         await world.matching(cond("tags", "contains", "vip'); DROP TABLE customers; --")) == set()
     )
     assert await world.matching(cond("order_count", "gte", 0)) == {"A", "B", "C", "D"}
+
+
+async def test_customers_no_import_touched_yet_count_as_prospects_with_nothing_spent(
+    tenants: TenantFactory, now: datetime
+) -> None:
+    tenant = await tenants.create()
+    fresh = await tenant.customer(display_name="新来的")
+
+    async def ids(tree: Any) -> list[str]:
+        response = await tenant.request("POST", "/api/v1/segments/preview", json={"filter": tree})
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    assert await ids(cond("order_count", "eq", 0)) == [fresh["id"]]
+    assert await ids(cond("total_spent_fen", "lt", 1)) == [fresh["id"]]
+    assert await ids(cond("total_spent_fen", "between", [0, 10])) == [fresh["id"]]
+    assert await ids(cond("order_count", "not_in", [1, 2])) == [fresh["id"]]
+    assert await ids(cond("lifecycle_stage", "eq", "prospect")) == [fresh["id"]]
+    assert await ids(cond("lifecycle_stage", "in", ["prospect", "new"])) == [fresh["id"]]
+    assert await ids(cond("order_count", "ne", 0)) == []
+    assert await ids(cond("order_count", "gte", 1)) == []
+    assert await ids(cond("order_count", "in", [1])) == []
+    assert await ids(cond("lifecycle_stage", "ne", "prospect")) == []
+    assert await ids(cond("order_count", "is_null", True)) == []
+    assert await ids({"not": cond("order_count", "gt", 0)}) == [fresh["id"]]

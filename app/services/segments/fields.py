@@ -85,6 +85,8 @@ class Field:
     description: str
     column: Callable[[QueryContext], ColumnElement[Any]]
     choices: tuple[str, ...] | None = None
+    default: Any = None
+    """The value of a customer without a facts row (no import touched them yet), if any."""
 
     @property
     def operators(self) -> tuple[str, ...]:
@@ -93,11 +95,6 @@ class Field:
 
 def _col(column: ColumnClause[Any] | ColumnElement[Any]) -> Callable[[QueryContext], Any]:
     return lambda _ctx: column
-
-
-def _zero(column: ColumnElement[Any]) -> Callable[[QueryContext], Any]:
-    """Counts and sums are 0, not unknown, for a customer without a facts row."""
-    return lambda _ctx: func.coalesce(column, 0)
 
 
 def _days_since_last_order(ctx: QueryContext) -> Any:
@@ -125,16 +122,18 @@ _FIELDS: list[Field] = [
     Field("tags", FieldType.tags, "tags", "The customer's tags.", _col(c.tags)),
     Field("identity_platforms", FieldType.enum_list, "identities",
           "Platforms the customer has a channel identity on.", _identity_platforms, PLATFORMS),
-    Field("order_count", FieldType.integer, "facts", "Paid orders.", _zero(f.order_count)),
+    Field("order_count", FieldType.integer, "facts", "Paid orders.", _col(f.order_count),
+          default=0),
     Field("total_spent_fen", FieldType.money, "facts", "Paid less refunded, in fen.",
-          _zero(f.total_spent_fen)),
+          _col(f.total_spent_fen), default=0),
     Field("avg_order_value_fen", FieldType.money, "facts", "Spend per paid order, in fen.",
-          _zero(f.avg_order_value_fen)),
+          _col(f.avg_order_value_fen), default=0),
     Field("refund_count", FieldType.integer, "facts", "Orders with a refund.",
-          _zero(f.refund_count)),
-    Field("refund_fen", FieldType.money, "facts", "Refunded, in fen.", _zero(f.refund_fen)),
+          _col(f.refund_count), default=0),
+    Field("refund_fen", FieldType.money, "facts", "Refunded, in fen.", _col(f.refund_fen),
+          default=0),
     Field("refund_rate", FieldType.number, "facts",
-          "Paid orders with a refund / paid orders (0 to 1).", _zero(f.refund_rate)),
+          "Paid orders with a refund / paid orders (0 to 1).", _col(f.refund_rate), default=0),
     Field("first_order_at", FieldType.datetime, "facts", "First paid order.",
           _col(f.first_order_at)),
     Field("last_order_at", FieldType.datetime, "facts", "Last paid order.",
@@ -159,7 +158,7 @@ _FIELDS: list[Field] = [
     Field("rfm_group", FieldType.enum, "rfm", "The eight-group RFM label.", _col(f.rfm_group),
           tuple(RFM_GROUPS)),
     Field("lifecycle_stage", FieldType.enum, "lifecycle", "Lifecycle stage.",
-          lambda _ctx: func.coalesce(f.lifecycle_stage, "prospect"), LIFECYCLE_STAGES),
+          _col(f.lifecycle_stage), LIFECYCLE_STAGES, default="prospect"),
     Field("lifecycle_since", FieldType.datetime, "lifecycle", "When the stage was entered.",
           _col(f.lifecycle_since)),
 ]  # fmt: skip

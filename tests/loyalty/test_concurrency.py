@@ -93,7 +93,10 @@ def _server(database_url: str) -> Iterator[str]:
         "KEZHAN_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
         "KEZHAN_LOOKUP_KEY": base64.b64encode(os.urandom(32)).decode(),
         "KEZHAN_JOB_WORKER_IN_PROCESS": "false",
-        "KEZHAN_DB_POOL_SIZE": "10",
+        # Small pools: the shared test server has few connections to spare, and a handful of
+        # concurrent transactions per process is all the lock contention needs.
+        "KEZHAN_DB_POOL_SIZE": "4",
+        "KEZHAN_DB_READ_POOL_SIZE": "2",
         "KEZHAN_LOG_LEVEL": "WARNING",
     }
     args = ["-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port)]

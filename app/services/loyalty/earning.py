@@ -11,15 +11,12 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from fractions import Fraction
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Order
 from app.models.loyalty import LoyaltyAccount, LoyaltyOrderEarn
 from app.schemas.loyalty import EarningStatus, Rounding
 from app.services.loyalty import tiers
@@ -32,189 +29,175 @@ from app.services.loyalty.ledger import (
     lock_account,
 )
 from app.services.loyalty.lots import expiry_for
-from app.services.loyalty.program import Program, current_program, points_for, round_points
+from app.services.loyalty.program import Program, current_program, round_points
 
-_CHUNK = 5000
-_REFUNDED = frozenset({"refunded", "closed"})
-_AFTER_COMPLETION = frozenset({"completed", "refunding", "partially_refunded", "refunded"})
-_REACHED: dict[EarningStatus, frozenset[str]] = {
-    EarningStatus.paid: frozenset(
-        {"paid", "shipped", "completed", "refunding", "partially_refunded"}
-    ),
-    EarningStatus.shipped: frozenset({"shipped", "completed", "refunding", "partially_refunded"}),
-    EarningStatus.completed: frozenset({"completed", "refunding", "partially_refunded"}),
+_RANKS: dict[EarningStatus, list[str]] = {
+    EarningStatus.paid: ["paid", "shipped", "completed", "refunding", "partially_refunded"],
+    EarningStatus.shipped: ["shipped", "completed", "refunding", "partially_refunded"],
+    EarningStatus.completed: ["completed", "refunding", "partially_refunded"],
 }
+_ROUNDING_ADD = {Rounding.floor: 0, Rounding.half_up: 5000, Rounding.ceil: 9999}
+
+# What the buyer kept: nothing once refunded or closed, else paid minus refunded.
+_NET = (
+    "CASE WHEN o.status IN ('refunded', 'closed') THEN 0"
+    " ELSE GREATEST(o.paid_fen - o.refund_fen, 0) END"
+)
+# The return window runs from completion; earning on `completed` without a completion time in
+# the data starts it now; earning on `paid`/`shipped` waits for the completion.
+_WINDOW = "make_interval(days => CAST(:window AS integer))"
+_POST_AT = (
+    f"CASE WHEN o.completed_at IS NOT NULL THEN o.completed_at + {_WINDOW}"
+    f" WHEN CAST(:window_from_now AS boolean) THEN CAST(:now AS timestamptz) + {_WINDOW} END"
+)
+# A later status counts as having reached `completed` only if the order really completed.
+_REACHED = (
+    "o.status = ANY(CAST(:reached AS text[]))"
+    " AND (o.status = 'completed' OR o.completed_at IS NOT NULL"
+    " OR NOT CAST(:needs_completion AS boolean))"
+)
+
+_START = f"""
+INSERT INTO loyalty_order_earns (tenant_id, order_id, customer_id, status, points, base_fen,
+    net_fen, reversed_points, program_version, earned_at, post_at, updated_at)
+SELECT o.tenant_id, o.id, o.customer_id, 'pending',
+       floor((n.net::numeric * CAST(:per_yuan AS bigint) * ({{multiplier}})
+              + CAST(:rounding AS integer)) / 10000)::bigint,
+       n.net, n.net, 0, CAST(:version AS integer), :now, {_POST_AT}, :now
+FROM orders o
+CROSS JOIN LATERAL (SELECT {_NET} AS net) n
+LEFT JOIN loyalty_accounts a ON a.tenant_id = o.tenant_id AND a.customer_id = o.customer_id
+WHERE o.tenant_id = :tenant_id AND o.id = ANY(CAST(:ids AS uuid[])) AND o.customer_id IS NOT NULL
+  AND n.net > 0 AND {_REACHED}
+ON CONFLICT DO NOTHING
+RETURNING customer_id
+"""
+
+# Inside the window: a full refund voids, a partial one scales the points down.
+_UPDATE_PENDING = f"""
+UPDATE loyalty_order_earns e SET
+    status = CASE WHEN n.net = 0 THEN 'voided' ELSE e.status END,
+    voided_at = CASE WHEN n.net = 0 THEN CAST(:now AS timestamptz) ELSE e.voided_at END,
+    points = CASE WHEN n.net > 0 AND n.net < e.base_fen THEN e.points * n.net / e.base_fen
+                  ELSE e.points END,
+    base_fen = CASE WHEN n.net > 0 AND n.net < e.base_fen THEN n.net ELSE e.base_fen END,
+    net_fen = n.net,
+    post_at = COALESCE(e.post_at, n.post_at),
+    updated_at = :now
+FROM (SELECT o.id, {_NET} AS net, {_POST_AT} AS post_at
+      FROM orders o WHERE o.tenant_id = :tenant_id AND o.id = ANY(CAST(:ids AS uuid[]))) n
+WHERE e.tenant_id = :tenant_id AND e.order_id = n.id AND e.status = 'pending'
+  AND (n.net <> e.net_fen OR (e.post_at IS NULL AND n.post_at IS NOT NULL))
+RETURNING e.customer_id
+"""
+
+_REFUNDED_AFTER_POSTING = f"""
+SELECT e.customer_id, e.order_id, {_NET} AS net
+FROM loyalty_order_earns e
+JOIN orders o ON o.tenant_id = e.tenant_id AND o.id = e.order_id
+WHERE e.tenant_id = :tenant_id AND e.order_id = ANY(CAST(:ids AS uuid[])) AND e.status = 'posted'
+  AND LEAST({_NET}, e.base_fen) < e.net_fen
+"""
+
+_OPEN_ACCOUNTS = """
+INSERT INTO loyalty_accounts (tenant_id, customer_id, balance, lifetime_points, created_at,
+    updated_at)
+SELECT :tenant_id, c, 0, 0, :now, :now FROM unnest(CAST(:customers AS uuid[])) AS c
+ON CONFLICT DO NOTHING
+"""
+
+# One statement, one global order: concurrent loaders never deadlock on accounts.
+_LOCK_ACCOUNTS = """
+SELECT customer_id FROM loyalty_accounts
+WHERE tenant_id = :tenant_id AND customer_id = ANY(CAST(:customers AS uuid[]))
+ORDER BY customer_id FOR UPDATE
+"""
 
 
-@dataclass(frozen=True)
-class OrderState:
-    id: uuid.UUID
-    customer_id: uuid.UUID
-    status: str
-    paid_fen: int
-    refund_fen: int
-    completed_at: datetime | None
-
-    @property
-    def net_fen(self) -> int:
-        return 0 if self.status in _REFUNDED else max(self.paid_fen - self.refund_fen, 0)
-
-    def reached(self, earning: EarningStatus) -> bool:
-        if earning is EarningStatus.completed and self.status != "completed":
-            # A later status counts only if the order really was completed before.
-            return self.completed_at is not None and self.status in _REACHED[earning]
-        return self.status in _REACHED[earning]
+def _multiplier(program: Program) -> tuple[str, dict[str, object]]:
+    """SQL for the earning multiplier of the account's current tier (the entry tier's if none)."""
+    tiers_ = program.settings.tiers
+    params: dict[str, object] = {"m_default": tiers_[0].multiplier_percent}
+    whens = []
+    for n, tier in enumerate(tiers_):
+        params[f"m_code{n}"], params[f"m_pct{n}"] = tier.code, tier.multiplier_percent
+        whens.append(f"WHEN a.tier = CAST(:m_code{n} AS text) THEN CAST(:m_pct{n} AS integer)")
+    return f"CASE {' '.join(whens)} ELSE CAST(:m_default AS integer) END", params
 
 
-async def _order_states(
-    session: AsyncSession, tenant_id: uuid.UUID, order_ids: Sequence[uuid.UUID]
-) -> list[OrderState]:
-    states: list[OrderState] = []
-    unique = sorted(set(order_ids))
-    for start in range(0, len(unique), _CHUNK):
-        rows = await session.execute(
-            select(
-                Order.id,
-                Order.customer_id,
-                Order.status,
-                Order.paid_fen,
-                Order.refund_fen,
-                Order.completed_at,
-            ).where(
-                Order.tenant_id == tenant_id,
-                Order.id.in_(unique[start : start + _CHUNK]),
-                Order.customer_id.is_not(None),
-            )
-        )
-        states.extend(
-            OrderState(
-                r.id, r.customer_id, r.status, r.paid_fen or 0, r.refund_fen or 0, r.completed_at
-            )
-            for r in rows
-        )
-    return states
-
-
-async def _earns(
-    session: AsyncSession, tenant_id: uuid.UUID, order_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, LoyaltyOrderEarn]:
-    rows = await session.scalars(
-        select(LoyaltyOrderEarn)
-        .where(LoyaltyOrderEarn.tenant_id == tenant_id, LoyaltyOrderEarn.order_id.in_(order_ids))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return {row.order_id: row for row in rows}
+def _params(
+    program: Program, tenant_id: uuid.UUID, ids: list[uuid.UUID], now: datetime
+) -> dict[str, object]:
+    settings = program.settings
+    return {
+        "tenant_id": tenant_id,
+        "ids": ids,
+        "now": now,
+        "window": settings.return_window_days,
+        "window_from_now": settings.earning_status is EarningStatus.completed,
+        "reached": _RANKS[settings.earning_status],
+        "needs_completion": settings.earning_status is EarningStatus.completed,
+    }
 
 
 async def orders_changed(
     session: AsyncSession, tenant_id: uuid.UUID, order_ids: Sequence[uuid.UUID], now: datetime
 ) -> None:
-    """Bring the loyalty effects of these orders up to their current state (idempotent)."""
-    states = await _order_states(session, tenant_id, order_ids)
-    if not states:
+    """Bring the loyalty effects of these orders up to their current state (idempotent).
+
+    Set-based for what an import mostly does (new pending earns, refunds inside the window,
+    tiers); only refunds after posting write ledger entries, one account at a time.
+    """
+    ids = sorted(set(order_ids))
+    if not ids:
         return
-    # An order keeps earning for the account that holds its points (after a customer merge).
-    held = await session.execute(
-        select(LoyaltyOrderEarn.order_id, LoyaltyOrderEarn.customer_id).where(
-            LoyaltyOrderEarn.tenant_id == tenant_id,
-            LoyaltyOrderEarn.order_id.in_([s.id for s in states]),
-        )
-    )
-    holders = {row.order_id: row.customer_id for row in held}
-    states = [replace(s, customer_id=holders.get(s.id, s.customer_id)) for s in states]
     program = await current_program(session, tenant_id, now)
-    by_customer: dict[uuid.UUID, list[OrderState]] = defaultdict(list)
-    for state in states:
-        by_customer[state.customer_id].append(state)
-    # Accounts are locked in one global order, so concurrent loaders never deadlock.
+    params = _params(program, tenant_id, ids, now)
+    multiplier, multiplier_params = _multiplier(program)
+    earning = {
+        **params,
+        **multiplier_params,
+        "per_yuan": program.settings.points_per_yuan,
+        "rounding": _ROUNDING_ADD[program.settings.rounding],
+        "version": program.version,
+    }
+    started = await session.scalars(text(_START.format(multiplier=multiplier)), earning)
+    touched = set(started)
+    touched.update(await session.scalars(text(_UPDATE_PENDING), params))
+    refunded = (await session.execute(text(_REFUNDED_AFTER_POSTING), params)).all()
+    touched.update(row.customer_id for row in refunded)
+    if not touched:
+        return
+    customers = sorted(touched)
+    lock = {"tenant_id": tenant_id, "customers": customers, "now": now}
+    await session.execute(text(_OPEN_ACCOUNTS), lock)
+    await session.execute(text(_LOCK_ACCOUNTS), lock)
+    by_customer: dict[uuid.UUID, dict[uuid.UUID, int]] = defaultdict(dict)
+    for row in refunded:
+        by_customer[row.customer_id][row.order_id] = row.net
     for customer_id in sorted(by_customer):
         account = await lock_account(session, tenant_id, customer_id, now)
-        orders = by_customer[customer_id]
-        earns = await _earns(session, tenant_id, [o.id for o in orders])
-        changed = False
-        for order in orders:
-            changed |= await _reconcile(session, account, program, order, earns.get(order.id), now)
-        if changed:
-            await tiers.recompute(session, account, program, now, "order")
+        nets = by_customer[customer_id]
+        for earn in (await _earns(session, tenant_id, sorted(nets))).values():
+            if earn.status == "posted":
+                await _reverse_refunds(session, account, program, earn, nets[earn.order_id], now)
+    await session.flush()
+    await tiers.recompute_many(session, tenant_id, program, customers, now, "order")
 
 
-async def _reconcile(
+async def _earns(
     session: AsyncSession,
-    account: LoyaltyAccount,
-    program: Program,
-    order: OrderState,
-    earn: LoyaltyOrderEarn | None,
-    now: datetime,
-) -> bool:
-    """One order's effect; True when something changed that may move the tier."""
-    if earn is None:
-        return await _start_earning(session, account, program, order, now)
-    if earn.status == "pending":
-        return _update_pending(earn, program, order, now)
-    if earn.status == "posted":
-        return await _reverse_refunds(session, account, program, earn, order, now)
-    return False
-
-
-def _post_at(program: Program, order: OrderState, now: datetime) -> datetime | None:
-    window = timedelta(days=program.settings.return_window_days)
-    if order.completed_at is not None:
-        return order.completed_at + window
-    # Earning on `completed` without a completion time in the data: the window starts now.
-    return now + window if program.settings.earning_status is EarningStatus.completed else None
-
-
-async def _start_earning(
-    session: AsyncSession,
-    account: LoyaltyAccount,
-    program: Program,
-    order: OrderState,
-    now: datetime,
-) -> bool:
-    settings = program.settings
-    if not order.reached(settings.earning_status) or order.net_fen == 0:
-        return False
-    tier = program.tier(account.tier) or tiers.tier_for(program, 0)
-    inserted = await session.scalar(
-        insert(LoyaltyOrderEarn)
-        .values(
-            tenant_id=account.tenant_id,
-            order_id=order.id,
-            customer_id=account.customer_id,
-            status="pending",
-            points=points_for(settings, order.net_fen, tier.multiplier_percent),
-            base_fen=order.net_fen,
-            net_fen=order.net_fen,
-            reversed_points=0,
-            program_version=program.version,
-            earned_at=now,
-            post_at=_post_at(program, order, now),
-            updated_at=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(LoyaltyOrderEarn.order_id)
+    tenant_id: uuid.UUID,
+    order_ids: Sequence[uuid.UUID],
+    skip_locked: bool = False,
+) -> dict[uuid.UUID, LoyaltyOrderEarn]:
+    rows = await session.scalars(
+        select(LoyaltyOrderEarn)
+        .where(LoyaltyOrderEarn.tenant_id == tenant_id, LoyaltyOrderEarn.order_id.in_(order_ids))
+        .with_for_update(skip_locked=skip_locked)
+        .execution_options(populate_existing=True)
     )
-    return inserted is not None
-
-
-def _update_pending(
-    earn: LoyaltyOrderEarn, program: Program, order: OrderState, now: datetime
-) -> bool:
-    """Inside the return window: a full refund voids the points, a partial one scales them."""
-    net = order.net_fen
-    if net == earn.net_fen and (earn.post_at is not None or order.completed_at is None):
-        return False
-    if net == 0:
-        earn.status, earn.voided_at = "voided", now
-    elif net < earn.base_fen:
-        earn.points = round_points(Fraction(earn.points * net, earn.base_fen), Rounding.floor)
-        earn.base_fen = net
-    earn.net_fen = net
-    if earn.post_at is None:
-        earn.post_at = _post_at(program, order, now)
-    earn.updated_at = now
-    return True
+    return {row.order_id: row for row in rows}
 
 
 async def _reverse_refunds(
@@ -222,13 +205,13 @@ async def _reverse_refunds(
     account: LoyaltyAccount,
     program: Program,
     earn: LoyaltyOrderEarn,
-    order: OrderState,
+    order_net: int,
     now: datetime,
-) -> bool:
+) -> None:
     """After posting: take back the refunded share of the points, once per refunded amount."""
-    net = min(order.net_fen, earn.base_fen)
+    net = min(order_net, earn.base_fen)
     if net >= earn.net_fen:
-        return False
+        return
     refunded = earn.base_fen - net
     target = (
         earn.points
@@ -261,7 +244,6 @@ async def _reverse_refunds(
             )
         earn.reversed_points = target
     await session.flush()
-    return True
 
 
 async def post_due(
@@ -288,7 +270,8 @@ async def post_due(
     posted = 0
     for customer_id, order_ids in sorted(by_customer.items()):
         account = await lock_account(session, tenant_id, customer_id, now)
-        earns = await _earns(session, tenant_id, order_ids)
+        # A loader updating these rows holds them: skip, the next run posts them.
+        earns = await _earns(session, tenant_id, order_ids, skip_locked=True)
         for earn in earns.values():
             if earn.status == "pending" and earn.post_at is not None and earn.post_at <= now:
                 await _post(session, account, program, earn, now)

@@ -111,9 +111,3 @@ def round_points(value: Fraction, rounding: Rounding) -> int:
     if rounding is Rounding.ceil:
         return -(-value.numerator // value.denominator)
     return int((value + Fraction(1, 2)).numerator // (value + Fraction(1, 2)).denominator)
-
-
-def points_for(settings: ProgramSettings, paid_fen: int, multiplier_percent: int) -> int:
-    """Points for a paid amount: fen -> yuan at the program's rate, times the tier multiplier."""
-    exact = Fraction(paid_fen * settings.points_per_yuan * multiplier_percent, 100 * 100)
-    return max(round_points(exact, settings.rounding), 0)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.base import new_id
 from app.models.loyalty import LoyaltyAccount, LoyaltyOrderEarn, LoyaltyTierChange
 from app.schemas.loyalty import TierBasis, TierIn
+from app.services.imports.load import UUID7_SQL
 from app.services.loyalty.program import Program
 
 ROLLING = timedelta(days=365)
@@ -113,3 +114,61 @@ async def recompute_tenant(
         assert account is not None
         await recompute(session, account, program, now, "schedule")
     return customers[-1] if len(customers) == limit else None
+
+
+_RECOMPUTE_MANY = f"""
+WITH measured AS (
+    SELECT a.customer_id, a.tier AS old_tier,
+           CASE WHEN CAST(:lifetime AS boolean) THEN a.lifetime_points
+                ELSE (SELECT COALESCE(sum(e.net_fen), 0) FROM loyalty_order_earns e
+                      WHERE e.tenant_id = a.tenant_id AND e.customer_id = a.customer_id
+                        AND e.status <> 'voided' AND e.earned_at > CAST(:since AS timestamptz)
+                        AND e.earned_at <= CAST(:now AS timestamptz))
+           END AS value
+    FROM loyalty_accounts a
+    WHERE a.tenant_id = :tenant_id AND a.customer_id = ANY(CAST(:customers AS uuid[]))
+), target AS (
+    SELECT customer_id, old_tier, {{tier}} AS tier FROM measured
+), changed AS (
+    UPDATE loyalty_accounts a SET tier = t.tier, tier_since = CAST(:now AS timestamptz),
+        updated_at = CAST(:now AS timestamptz)
+    FROM target t
+    WHERE a.tenant_id = :tenant_id AND a.customer_id = t.customer_id
+      AND a.tier IS DISTINCT FROM t.tier
+    RETURNING a.customer_id, t.old_tier, t.tier
+)
+INSERT INTO loyalty_tier_changes (tenant_id, id, customer_id, from_tier, to_tier, changed_at,
+    cause)
+SELECT CAST(:tenant_id AS uuid), {UUID7_SQL}, customer_id, old_tier, tier,
+       CAST(:now AS timestamptz), CAST(:cause AS text)
+FROM changed
+"""
+
+
+async def recompute_many(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    program: Program,
+    customers: list[uuid.UUID],
+    now: datetime,
+    cause: str,
+) -> None:
+    """`recompute` for many accounts in one statement (call with them locked)."""
+    params: dict[str, object] = {
+        "tenant_id": tenant_id,
+        "customers": customers,
+        "now": now,
+        "since": now - ROLLING,
+        "lifetime": program.settings.tier_basis is TierBasis.lifetime_points,
+        "cause": cause,
+    }
+    whens = []
+    for n, tier in reversed(list(enumerate(program.settings.tiers))):
+        params[f"code{n}"], params[f"threshold{n}"] = tier.code, tier.threshold
+        whens.append(f"WHEN value >= CAST(:threshold{n} AS bigint) THEN CAST(:code{n} AS text)")
+    await session.execute(text(_RECOMPUTE_MANY.format(tier=f"CASE {' '.join(whens)} END")), params)
+    # The statement changed rows the session may hold: reload those accounts on next use.
+    wanted = set(customers)
+    for held in list(session.identity_map.values()):
+        if isinstance(held, LoyaltyAccount) and held.customer_id in wanted:
+            session.expire(held)

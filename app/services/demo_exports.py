@@ -170,9 +170,8 @@ def write_tmall_export(
         list_file.write((",".join(TMALL_LIST_HEADER) + "\r\n").encode(encoding))
         detail_file.write((",".join(TMALL_DETAIL_HEADER) + "\r\n").encode(encoding))
         for start in range(0, n_orders, chunk_orders):
-            orders, items = _tmall_chunk(
-                start, min(n_orders, start + chunk_orders), seed, export_time, days
-            )
+            end = min(n_orders, start + chunk_orders)
+            orders, items = _tmall_chunk(start, end, n_orders, seed, export_time, days)
             list_file.write(_csv_text(orders, TMALL_LIST_HEADER, "\r\n").encode(encoding))
             detail_file.write(_csv_text(items, TMALL_DETAIL_HEADER, "\r\n").encode(encoding))
             _count(result, orders, items.height, "买家会员名", "订单状态", "paid_fen")
@@ -197,7 +196,8 @@ def write_pdd_export(
     with path.open("wb") as out:
         out.write((",".join(PDD_HEADER) + "\n").encode(encoding))
         for start in range(0, n_orders, chunk_orders):
-            orders = _pdd_chunk(start, min(n_orders, start + chunk_orders), seed, export_time, days)
+            end = min(n_orders, start + chunk_orders)
+            orders = _pdd_chunk(start, end, n_orders, seed, export_time, days)
             out.write(_csv_text(orders, PDD_HEADER, "\n").encode(body_encoding))
             _count(result, orders, orders.height, "buyer_key", "订单状态", "paid_fen")
     return result
@@ -291,10 +291,10 @@ def _people(frame: pl.DataFrame, n_orders: int, seed: int) -> pl.DataFrame:
 
 
 def _tmall_chunk(
-    start: int, end: int, seed: int, export_time: datetime, days: int
+    start: int, end: int, total: int, seed: int, export_time: datetime, days: int
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     frame = pl.DataFrame({"i": pl.int_range(start, end, eager=True, dtype=pl.Int64)})
-    frame = _people(frame, max(end, 3), seed)
+    frame = _people(frame, total, seed)
     base = (1 + seed % 8) * 10**18 + (seed // 8 % 10**6) * 10**12
     frame = frame.with_columns(
         (pl.lit(base) + (pl.col("i") * 7_919_993 + 12345) % 10**12).cast(pl.String).alias("no"),
@@ -312,7 +312,10 @@ def _tmall_chunk(
         .explode("line")
         .with_columns((pl.col("i") * 4 + pl.col("line")).alias("k"))
         .with_columns(
-            (_rand(seed, 13, "k") % len(PRODUCTS)).cast(pl.Int64).alias("product"),
+            # distinct products within an order (5 is coprime with the catalogue size)
+            ((_rand(seed, 13) % len(PRODUCTS)).cast(pl.Int64) + 5 * pl.col("line"))
+            .mod(len(PRODUCTS))
+            .alias("product"),
             pl.when(_unit(seed, 14, "k") < 0.8).then(1).otherwise(2).alias("qty"),
         )
         .with_columns(
@@ -337,9 +340,9 @@ def _tmall_chunk(
     recent = state.is_in(["等待买家付款", "买家已付款，等待卖家发货"])
     age_days = (
         pl.when(recent)
-        .then(_unit(seed, 15) * 2)
+        .then(0.05 + _unit(seed, 15) * 2)
         .when(state == "卖家已发货，等待买家确认")
-        .then(_unit(seed, 15) * 8)
+        .then(0.05 + _unit(seed, 15) * 8)
         .otherwise(10 + _unit(seed, 15) * (days - 10))
     )
     created = pl.lit(export_time) - pl.duration(seconds=(age_days * 86400).cast(pl.Int64))
@@ -456,9 +459,11 @@ def _tmall_chunk(
     return orders, detail
 
 
-def _pdd_chunk(start: int, end: int, seed: int, export_time: datetime, days: int) -> pl.DataFrame:
+def _pdd_chunk(
+    start: int, end: int, total: int, seed: int, export_time: datetime, days: int
+) -> pl.DataFrame:
     frame = pl.DataFrame({"i": pl.int_range(start, end, eager=True, dtype=pl.Int64)})
-    frame = _people(frame, max(end, 3), seed + 7)
+    frame = _people(frame, total, seed + 7)
     frame = frame.with_columns(
         _status(PDD_STATUSES, _unit(seed, 20)).alias("state"),
         (_rand(seed, 21) % len(PRODUCTS)).cast(pl.Int64).alias("product"),
@@ -469,7 +474,13 @@ def _pdd_chunk(start: int, end: int, seed: int, export_time: datetime, days: int
     raw_status = state.str.split("|").list.first()
     after_sale = state.str.split("|").list.last()
     recent = raw_status.is_in(["待发货", "已发货，待签收", "未发货，退款成功"])
-    age_days = pl.when(recent).then(_unit(seed, 24) * 6).otherwise(8 + _unit(seed, 24) * (days - 8))
+    age_days = (
+        pl.when(raw_status == "已发货，待签收")
+        .then(1.05 + _unit(seed, 24) * 5)
+        .when(recent)
+        .then(0.05 + _unit(seed, 24) * 2)
+        .otherwise(8 + _unit(seed, 24) * (days - 8))
+    )
     created = pl.lit(export_time) - pl.duration(seconds=(age_days * 86400).cast(pl.Int64))
     frame = frame.with_columns(
         created.alias("created"),

@@ -88,11 +88,16 @@ async def _json_codecs(connection: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Read-pool connections only run single autocommit SELECTs: no session state to reset."""
+
+
 async def create_read_pool(plain_url: str, settings: Settings) -> asyncpg.Pool:
     """A plain asyncpg pool for the hottest single-row reads, in autocommit.
 
     SQLAlchemy's per-call machinery (session, statement cache key, result processing) costs several
-    times the query itself on a one-row read; docs/benchmarks.md has the measurement.
+    times the query itself on a one-row read, and asyncpg's default reset on release (RESET ALL,
+    UNLISTEN, ...) is a second round trip per read; docs/benchmarks.md has the measurements.
     """
     return await asyncpg.create_pool(
         plain_url,
@@ -100,6 +105,7 @@ async def create_read_pool(plain_url: str, settings: Settings) -> asyncpg.Pool:
         max_size=settings.db_read_pool_size,
         server_settings=_SERVER_SETTINGS,
         init=_json_codecs,
+        reset=_keep_session,
     )
 
 

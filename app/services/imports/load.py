@@ -11,7 +11,8 @@ from __future__ import annotations
 import io
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -253,6 +254,15 @@ def _csv(frame: pl.DataFrame) -> io.BytesIO:
     return buffer
 
 
+@contextmanager
+def _timed(counts: LoadCounts, name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        counts.timings[name] = counts.timings.get(name, 0.0) + time.perf_counter() - started
+
+
 # --- SQL ---------------------------------------------------------------------------------------
 
 _CREATE_STAGE = """
@@ -487,13 +497,15 @@ async def _stage_snapshot(
     for name, value in timings.items():
         counts.timings[name] = counts.timings.get(name, 0.0) + value
     await session.execute(text("TRUNCATE stage_orders, stage_items"))
-    started = time.perf_counter()
-    await _copy(session, "stage_orders", staged)
-    items = snapshot.items.select(_ITEM_COLUMNS)
-    await _copy(session, "stage_items", items)
-    counts.timings["copy_s"] = counts.timings.get("copy_s", 0.0) + time.perf_counter() - started
-    await session.execute(text(_EXISTING), params)
-    await session.execute(text(_NEW_IDS))
+    with _timed(counts, "copy_s"):
+        await _copy(session, "stage_orders", staged)
+        await _copy(session, "stage_items", snapshot.items.select(_ITEM_COLUMNS))
+    with _timed(counts, "stage_s"):
+        # Temporary tables get no statistics on their own: without them every join plans blind.
+        await session.execute(text("ANALYZE stage_orders"))
+        await session.execute(text("ANALYZE stage_items"))
+        await session.execute(text(_EXISTING), params)
+        await session.execute(text(_NEW_IDS))
 
 
 async def _resolve_buyers(session: AsyncSession, params: dict[str, Any]) -> None:
@@ -510,6 +522,8 @@ async def _resolve_buyers(session: AsyncSession, params: dict[str, Any]) -> None
         _ATTACH,
     ):
         await session.execute(text(statement), params)
+        if statement is _IDENTITIES:
+            await session.execute(text("ANALYZE stage_ident"))
 
 
 async def _store_rejections(
@@ -565,19 +579,14 @@ async def load_snapshots(
             "source_time": snapshot.source_time,
         }
         await _stage_snapshot(session, vault, target, snapshot, params, counts)
-        step = time.perf_counter()
-        await _resolve_buyers(session, params)
-        counts.timings["identity_s"] = counts.timings.get("identity_s", 0.0) + (
-            time.perf_counter() - step
-        )
-        step = time.perf_counter()
-        await session.execute(text(_UPSERT), params)
-        await session.execute(text(_SEEN))
-        items = await session.execute(text(_UPSERT_ITEMS), params)
-        await session.execute(text(_DROP_OLD_ITEMS), params)
-        counts.timings["upsert_s"] = counts.timings.get("upsert_s", 0.0) + (
-            time.perf_counter() - step
-        )
+        with _timed(counts, "identity_s"):
+            await _resolve_buyers(session, params)
+        with _timed(counts, "upsert_s"):
+            await session.execute(text(_UPSERT), params)
+            await session.execute(text(_SEEN))
+        with _timed(counts, "items_s"):
+            items = await session.execute(text(_UPSERT_ITEMS), params)
+            await session.execute(text(_DROP_OLD_ITEMS), params)
         counts.items_written += max(getattr(items, "rowcount", 0), 0)
         counts.items += snapshot.items.height
         stale = await session.scalar(text("SELECT count(*) FROM stage_orders WHERE NOT accepted"))
@@ -585,7 +594,8 @@ async def load_snapshots(
         counts.anonymous += snapshot.orders.filter(
             pl.col("buyer_key").is_null() | (pl.col("buyer_key").str.strip_chars() == "")
         ).height
-        await _store_rejections(session, target, snapshot.rejections, counts.rejected)
+        with _timed(counts, "rejections_s"):
+            await _store_rejections(session, target, snapshot.rejections, counts.rejected)
         counts.rejected += snapshot.rejections.height
         counts.rows_read += snapshot.rows_read
         counts.duplicates += snapshot.duplicates
@@ -599,15 +609,16 @@ async def load_snapshots(
         row.customers_created,
         row.customers_matched,
     )
-    step = time.perf_counter()
     touched = list((await session.scalars(text(_TOUCHED_CUSTOMERS))).all())
-    await refresh_customer_facts(session, target.tenant_id, touched)
-    await identities.suggest_merges(session, target.tenant_id, touched, now)
-    counts.timings["facts_s"] = time.perf_counter() - step
+    with _timed(counts, "facts_s"):
+        await refresh_customer_facts(session, target.tenant_id, touched)
+    with _timed(counts, "suggest_s"):
+        await identities.suggest_merges(session, target.tenant_id, touched, now)
     if orders_changed is not None:
         changed = list((await session.scalars(text(_STATUS_CHANGED))).all())
         if changed:
-            await orders_changed(session, target.tenant_id, changed, now)
+            with _timed(counts, "hooks_s"):
+                await orders_changed(session, target.tenant_id, changed, now)
     counts.timings["load_s"] = time.perf_counter() - started
     return counts
 

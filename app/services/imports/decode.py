@@ -2,15 +2,19 @@
 
 Order of trust (format notes, section 5): a BOM decides; else strict UTF-8; else GB18030 (a
 superset of GBK, so GBK files decode too). Whole files are transcoded in chunks by the C codecs,
-never line by line in Python.
+never line by line in Python, into a temporary file polars then reads memory-mapped.
 """
 
 from __future__ import annotations
 
 import codecs
-import io
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from app.services.imports.export import ExportFileError
 
@@ -76,28 +80,46 @@ def detect_encoding(head: bytes, name: str, complete: bool) -> Encoding:
     raise ExportFileError("undecodable", f"{name} is neither UTF-8 nor GB18030/GBK text", name)
 
 
-def to_utf8(path: Path, encoding: Encoding) -> bytes:
-    """The whole file as UTF-8 bytes without BOM; undecodable bytes fail the file.
-
-    UTF-8 input is returned as is: validating it here would build a Python str of the whole
-    file, polars validates it for free when it becomes a column.
-    """
-    name = path.name
-    raw = path.read_bytes()[encoding.bom :]
+@contextmanager
+def utf8_file(path: Path, encoding: Encoding) -> Iterator[Path]:
+    """A UTF-8 version of the file: the file itself when it is UTF-8 (polars skips a BOM and
+    validates the bytes), else a temporary transcoded copy written in chunks (constant memory),
+    removed afterwards. Undecodable bytes fail the file."""
     if encoding.name in ("utf-8", "utf-8-sig"):
-        return raw  # validated by polars when the text becomes a column (`undecodable_utf8`)
-    decoder = codecs.getincrementaldecoder(encoding.name)("strict")
-    out = io.BytesIO()
-    pos = 0
+        yield path
+        return
+    fd, name = tempfile.mkstemp(prefix="kezhan-utf8-", suffix=".csv")
+    target = Path(name)
     try:
-        while pos < len(raw):
-            chunk = raw[pos : pos + CHUNK_BYTES]
-            out.write(decoder.decode(chunk, final=False).encode("utf-8"))
-            pos += len(chunk)
+        with path.open("rb") as source, os.fdopen(fd, "wb") as out:
+            source.seek(encoding.bom)
+            _transcode(path.name, source, out, encoding.name)
+        yield target
+    finally:
+        target.unlink(missing_ok=True)
+
+
+def _transcode(name: str, source: BinaryIO, out: BinaryIO, encoding: str) -> None:
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    line = 1
+    while chunk := source.read(CHUNK_BYTES):
+        try:
+            text = decoder.decode(chunk, final=False)
+        except UnicodeDecodeError as exc:
+            line += chunk.count(b"\n", 0, max(0, exc.start))
+            raise _undecodable_at(name, line, encoding) from exc
+        line += text.count("\n")
+        out.write(text.encode("utf-8"))
+    try:
         out.write(decoder.decode(b"", final=True).encode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise _undecodable(name, raw, pos + exc.start, encoding.name) from exc
-    return out.getvalue()
+        raise _undecodable_at(name, line, encoding) from exc
+
+
+def _undecodable_at(name: str, line: int, encoding: str) -> ExportFileError:
+    return ExportFileError(
+        "undecodable", f"{name}: bytes at line {line} are not valid {encoding} text", name
+    )
 
 
 def _undecodable(name: str, raw: bytes, offset: int, encoding: str) -> ExportFileError:

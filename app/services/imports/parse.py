@@ -25,7 +25,7 @@ from app.services.imports.decode import (
     container_of,
     detect_encoding,
     read_head,
-    to_utf8,
+    utf8_file,
 )
 from app.services.imports.export import (
     REJECTION_SCHEMA,
@@ -145,7 +145,8 @@ def _read_table(file: ExportFile) -> RawTable:
     if file.container == "xlsx":
         return read_xlsx_table(file.path)
     enc = Encoding(file.encoding, BOM_LENGTHS.get(file.encoding, 0))
-    return read_csv_table(file.path.name, to_utf8(file.path, enc))
+    with utf8_file(file.path, enc) as path:
+        return read_csv_table(file.path.name, path)
 
 
 def _detected(table: RawTable, file: ExportFile) -> Detected:

@@ -110,7 +110,9 @@ def parse_orders(
     numbers = [f[m] for m in (*MONEY, "quantity") if m in f]
     times = [f[t] for t in ("ordered_at", "paid_at", "shipped_at", "completed_at") if t in f]
     frame = c.clean(table.frame, list(f.values()), numbers, times)
-    valid, rejected = split_valid(frame, checks(table, det, limit), table.file, order_no)
+    valid, rejected = split_valid(
+        frame, checks(table, det, limit), table.file, order_no, table.raw_of_cells()
+    )
     rejected = pl.concat([bad_rejections(table, f["order_no"]), rejected])
     name, phone = _text(det, "receiver_name"), _text(det, "receiver_phone")
     has_identity = name.is_not_null() | phone.is_not_null()
@@ -145,8 +147,10 @@ def parse_orders(
         _time(det, "paid_at").alias("paid_at"),
         _time(det, "shipped_at").alias("shipped_at"),
         _time(det, "completed_at").alias("completed_at"),
-        _text(det, "buyer_message").alias("buyer_message"),
-        _text(det, "seller_memo").alias("seller_memo"),
+        _text(det, "buyer_message")
+        .str.replace_all("\r\n", "\n", literal=True)
+        .alias("buyer_message"),
+        _text(det, "seller_memo").str.replace_all("\r\n", "\n", literal=True).alias("seller_memo"),
         (c.integer(f["quantity"]) if "quantity" in f else pl.lit(None, pl.Int64))
         .fill_null(1)
         .alias("item_count"),

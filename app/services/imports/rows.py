@@ -12,7 +12,7 @@ import polars as pl
 
 from app.services.imports.cells import SCIENTIFIC_RE
 from app.services.imports.export import REJECTION_SCHEMA
-from app.services.imports.table import LINE, RAW
+from app.services.imports.table import LINE
 
 REASON = "__reason"
 COLUMN = "__column"
@@ -40,7 +40,7 @@ def id_problem(column: str, pattern: str) -> Check:
 
 
 def split_valid(
-    frame: pl.DataFrame, checks: list[Check], file: str, order_no: pl.Expr
+    frame: pl.DataFrame, checks: list[Check], file: str, order_no: pl.Expr, raw: pl.Expr
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(rows without problems, REJECTION_SCHEMA rows for the others)."""
     if not checks:
@@ -63,7 +63,7 @@ def split_valid(
         pl.col(COLUMN).alias("column"),
         pl.col(REASON).alias("reason"),
         order_no.alias("order_no"),
-        pl.col(RAW).alias("raw"),
+        raw.alias("raw"),
     ).cast(REJECTION_SCHEMA)  # type: ignore[arg-type]
     valid = marked.filter(pl.col(REASON).is_null()).drop(REASON, COLUMN)
     return valid, rejections

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
@@ -22,6 +23,8 @@ from app.services.imports.headers import looks_like_header, unique_names
 HEADER_SEARCH_RECORDS = 30
 RAW_LIMIT = 2000
 LINE = "__line"
+INDEX = "__record"
+UNIT_SEPARATOR = "\x1f"  # never in exports: reading with it gives whole physical lines
 RAW = "__raw"
 FIELD_RE = r'(?:[^,"]|"(?:[^"]|"")*")*'
 BLANK_RE = r"^[\s,]*$"
@@ -29,11 +32,11 @@ BLANK_RE = r"^[\s,]*$"
 
 @dataclass(frozen=True)
 class RawTable:
-    """Cells of one export file as written (strings), plus LINE and RAW columns."""
+    """Cells of one export file as written (strings) with each record's physical LINE."""
 
     file: str
     header: list[str]  # normalised, unique column names
-    frame: pl.DataFrame  # good records: one String column per header name, LINE, RAW
+    frame: pl.DataFrame  # good records: one String column per header name, and LINE
     bad: pl.DataFrame  # records with the wrong field count: LINE, RAW
     records: int  # data records read (blank lines excluded, duplicates and bad ones included)
     blank_lines: int
@@ -45,40 +48,38 @@ class RawTable:
         pattern = rf"^(?:{FIELD_RE},){{{index}}}({FIELD_RE})"
         return pl.col(RAW).str.extract(pattern, 1)
 
+    def raw_of_cells(self) -> pl.Expr:
+        """A record's text rebuilt from its cells (kept for rejected rows only: holding every
+        record's text would double the memory of a large import)."""
+        cells = [pl.col(name).fill_null("") for name in self.header]
+        return pl.concat_str(cells, separator=",").str.slice(0, RAW_LIMIT)
 
-def read_csv_table(file: str, data: bytes) -> RawTable:
-    try:
-        text = pl.Series("t", [data], dtype=pl.Binary).cast(pl.String)
-    except pl.exceptions.ComputeError as exc:
-        raise undecodable_utf8(file, data) from exc
-    ends_with_newline = data.endswith(b"\n")
-    del data
-    lines = (
-        text.to_frame()
-        .select(pl.col("t").str.split("\n"))
-        .explode("t")
-        .with_row_index(LINE, offset=1)
-        .with_columns(pl.col(LINE).cast(pl.Int64), pl.col("t").str.strip_suffix("\r"))
-    )
-    del text
-    if ends_with_newline:
-        lines = lines.slice(0, lines.height - 1)
+
+def read_csv_table(file: str, path: Path) -> RawTable:
+    """Read a UTF-8 CSV file (BOM allowed). Polars reads it twice from the file (memory-mapped):
+    once as physical lines (record boundaries, line numbers, field counts, duplicates), once as
+    cells; the two agree record for record, so no Python object per row is ever built."""
+    lines = _physical_lines(file, path)
+    ends_with_newline = _ends_with_newline(path)
+    lines = lines.with_columns(pl.col("t").fill_null(""))
     if lines.height == 0 or lines.select(pl.col("t").str.contains(BLANK_RE).all()).item():
         raise ExportFileError("empty", f"{file} is empty", file)
     records = _records(file, lines)
     del lines
-    records = records.with_columns(pl.col(RAW).str.contains(BLANK_RE).alias("blank"))
+    records = records.with_row_index(INDEX).with_columns(
+        pl.col(RAW).str.contains(BLANK_RE).alias("blank")
+    )
     blank_lines = records.filter(pl.col("blank")).height
-    records = records.filter(~pl.col("blank")).drop("blank")
-    header_at, header_cells = _find_header(records)
+    header_at, header_line, header_cells = _find_header(records.filter(~pl.col("blank")))
     header = unique_names(header_cells)
-    records = records.slice(header_at + 1)
+    records = records.filter(~pl.col("blank") & (pl.col(INDEX) > header_at))
     if records.height == 0:
         raise ExportFileError("empty", f"{file} has a header but no rows", file)
     records = records.with_columns(
         (
             pl.col(RAW).str.replace_all(r'"[^"]*"', "").str.count_matches(",", literal=True) + 1
-        ).alias("fields")
+        ).alias("fields"),
+        pl.col(RAW).is_first_distinct().alias("first"),
     )
     last = records.row(records.height - 1, named=True)
     if not ends_with_newline and last["fields"] < len(header):
@@ -86,15 +87,76 @@ def read_csv_table(file: str, data: bytes) -> RawTable:
             "truncated", f"{file} ends in the middle of a row (line {last[LINE]})", file
         )
     total = records.height
-    first = records.select(pl.col(RAW).is_first_distinct()).to_series()
-    duplicates = total - int(first.sum())
-    records = records.filter(first)
+    records = records.filter(pl.col("first"))
+    duplicates = total - records.height
     good_mask = pl.col("fields") == len(header)
     bad = records.filter(~good_mask).select(LINE, RAW)
-    good = records.filter(good_mask).select(LINE, RAW)
-    del records
-    frame = _parse_records(file, good, header)
+    good = records.filter(good_mask).select(INDEX, LINE)
+    frame = _cells(path, header, good.with_columns(pl.col(INDEX) - header_at), header_line)
+    if frame is None:  # polars split records differently (odd quoting): parse our records
+        frame = _parse_records(file, records.filter(good_mask).select(LINE, RAW), header)
     return RawTable(file, header, frame, bad, total, blank_lines, duplicates)
+
+
+def _physical_lines(file: str, path: Path) -> pl.DataFrame:
+    try:
+        lines = pl.read_csv(
+            path,
+            has_header=False,
+            separator=UNIT_SEPARATOR,
+            quote_char=None,
+            infer_schema=False,
+            new_columns=["t"],
+            schema_overrides={"t": pl.String},
+            truncate_ragged_lines=True,
+            raise_if_empty=False,
+        )
+    except pl.exceptions.ComputeError as exc:
+        raise undecodable_utf8(file, path.read_bytes()) from exc
+    if lines.width == 0:
+        return pl.DataFrame(
+            {LINE: pl.Series([], dtype=pl.Int64), "t": pl.Series([], dtype=pl.String)}
+        )
+    return (
+        lines.select(pl.col(lines.columns[0]).alias("t"))
+        .with_row_index(LINE, offset=1)
+        .with_columns(pl.col(LINE).cast(pl.Int64))
+    )
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(0, 2)
+        if fh.tell() == 0:
+            return False
+        fh.seek(-1, 2)
+        return fh.read(1) == b"\n"
+
+
+def _cells(
+    path: Path, header: list[str], good: pl.DataFrame, header_line: int
+) -> pl.DataFrame | None:
+    """Cells of the good records by polars' CSV reader over the file from the header line on
+    (`good` indexes records from the header = 0); None when its records do not line up."""
+    cells = pl.read_csv(
+        path,
+        has_header=False,
+        skip_lines=header_line - 1,
+        new_columns=header,
+        schema_overrides=dict.fromkeys(header, pl.String),
+        infer_schema=False,
+        quote_char='"',
+        truncate_ragged_lines=True,
+        raise_if_empty=False,
+    )
+    last = good.get_column(INDEX).max()
+    expected = (last if isinstance(last, int) else 0) + 1
+    if cells.height < expected:
+        return None
+    cells = cells.with_row_index(INDEX).join(good, on=INDEX, how="semi")
+    if cells.height != good.height:
+        return None
+    return cells.with_columns(good.get_column(LINE)).drop(INDEX)
 
 
 def _records(file: str, lines: pl.DataFrame) -> pl.DataFrame:
@@ -117,21 +179,22 @@ def _records(file: str, lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _find_header(records: pl.DataFrame) -> tuple[int, list[str]]:
-    """The first record that looks like an export header (may not be line 1); else record 1."""
-    head = records.get_column(RAW).head(HEADER_SEARCH_RECORDS).to_list()
-    parsed = [next(csv.reader(io.StringIO(text)), []) for text in head]
-    for i, cells in enumerate(parsed):
-        if looks_like_header(cells):
-            return i, cells
-    return 0, parsed[0]
+def _find_header(records: pl.DataFrame) -> tuple[int, int, list[str]]:
+    """(record index, physical line, cells) of the first record that looks like an export
+    header (it may sit below a title row); else of the first record."""
+    head = records.head(HEADER_SEARCH_RECORDS).select(INDEX, LINE, RAW).rows()
+    parsed = [(index, line, next(csv.reader(io.StringIO(text)), [])) for index, line, text in head]
+    for found in parsed:
+        if looks_like_header(found[2]):
+            return found
+    return parsed[0]
 
 
 def _parse_records(file: str, good: pl.DataFrame, header: list[str]) -> pl.DataFrame:
     if good.height == 0:
         return pl.DataFrame(
             {name: pl.Series([], dtype=pl.String) for name in header}
-            | {LINE: pl.Series([], dtype=pl.Int64), RAW: pl.Series([], dtype=pl.String)}
+            | {LINE: pl.Series([], dtype=pl.Int64)}
         )
     blob = good.select(pl.col(RAW).str.join("\n").cast(pl.Binary)).item() + b"\n"
     cells = pl.read_csv(
@@ -146,7 +209,7 @@ def _parse_records(file: str, good: pl.DataFrame, header: list[str]) -> pl.DataF
     del blob
     if cells.height != good.height:
         raise ExportFileError("not_a_table", f"{file}: rows could not be read as CSV records", file)
-    return cells.with_columns(good.get_column(LINE), good.get_column(RAW).str.slice(0, RAW_LIMIT))
+    return cells.with_columns(good.get_column(LINE))
 
 
 def bad_rejections(table: RawTable, order_column: str | None) -> pl.DataFrame:

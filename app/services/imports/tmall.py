@@ -15,7 +15,7 @@ from app.services.imports import cells as c
 from app.services.imports.export import ITEM_SCHEMA, ORDER_SCHEMA, REJECTION_SCHEMA, UTC_TIME
 from app.services.imports.headers import Detected
 from app.services.imports.rows import Check, id_problem, in_header_order, split_valid
-from app.services.imports.table import LINE, RAW, RawTable, bad_rejections
+from app.services.imports.table import LINE, RawTable, bad_rejections
 
 ORDER_NO_RE = r"^\d+$"
 LIST_MONEY = ("goods_total", "shipping", "total", "paid", "received", "refund")
@@ -97,11 +97,16 @@ def parse_list(
     numbers = [f[m] for m in (*LIST_MONEY, "item_count") if m in f]
     times = [f[t] for t in TIMES if t in f]
     frame = c.clean(table.frame, list(f.values()), numbers, times)
-    valid, rejected = split_valid(frame, list_checks(table, det, limit), table.file, order_no)
+    valid, rejected = split_valid(
+        frame, list_checks(table, det, limit), table.file, order_no, table.raw_of_cells()
+    )
     rejected = pl.concat([bad_rejections(table, f["order_no"]), rejected])
     address = _text(det, "address")
-    postal = address.str.extract(r"\((\d{6})\)$", 1)
-    body = address.str.replace(r"\(\d{6}\)$", "").str.strip_chars()
+    valid = valid.with_columns(
+        address.str.extract(r"\((\d{6})\)$", 1).alias("__postal"),
+        address.str.replace(r"\(\d{6}\)$", "").str.strip_chars().alias("__body"),
+    )
+    postal, body = pl.col("__postal"), pl.col("__body")
     parts = r"^(\S+)\s+(\S+)\s+(\S+)\s+(.+)$"
     has_parts = body.str.contains(parts)
     orders = valid.select(
@@ -128,8 +133,10 @@ def parse_list(
         _time(det, "paid_at").alias("paid_at"),
         _time(det, "shipped_at").alias("shipped_at"),
         _time(det, "completed_at").alias("completed_at"),
-        _text(det, "buyer_message").alias("buyer_message"),
-        _text(det, "seller_memo").alias("seller_memo"),
+        _text(det, "buyer_message")
+        .str.replace_all("\r\n", "\n", literal=True)
+        .alias("buyer_message"),
+        _text(det, "seller_memo").str.replace_all("\r\n", "\n", literal=True).alias("seller_memo"),
         (c.integer(f["item_count"]) if "item_count" in f else pl.lit(None, pl.Int64)).alias(
             "list_item_count"
         ),
@@ -155,7 +162,9 @@ def parse_items(table: RawTable, det: Detected) -> tuple[pl.DataFrame, pl.DataFr
     order_no = pl.col(f["order_no"])
     numbers = [f[m] for m in (*ITEM_MONEY, "quantity") if m in f]
     frame = c.clean(table.frame, list(f.values()), numbers, [])
-    valid, rejected = split_valid(frame, item_checks(table, det), table.file, order_no)
+    valid, rejected = split_valid(
+        frame, item_checks(table, det), table.file, order_no, table.raw_of_cells()
+    )
     rejected = pl.concat([bad_rejections(table, f["order_no"]), rejected])
     items = valid.select(
         order_no.alias("order_no"),
@@ -171,7 +180,7 @@ def parse_items(table: RawTable, det: Detected) -> tuple[pl.DataFrame, pl.DataFr
         _money(det, "refund").alias("refund_fen"),
         pl.lit(table.file).alias("file"),
         pl.col(LINE).alias("line"),
-        pl.col(RAW).alias("raw"),
+        table.raw_of_cells().alias("raw"),
     )
     return items, rejected
 

@@ -17,7 +17,7 @@ import polars as pl
 
 from app.services.imports.export import ExportFileError
 from app.services.imports.headers import looks_like_header, unique_names
-from app.services.imports.table import HEADER_SEARCH_RECORDS, LINE, RAW, RAW_LIMIT, RawTable
+from app.services.imports.table import HEADER_SEARCH_RECORDS, LINE, RAW, RawTable
 
 MAX_UNCOMPRESSED_BYTES = 1024 * 1024 * 1024
 MAX_RATIO = 100
@@ -85,7 +85,7 @@ def read_xlsx_table(path: Path, max_rows: int | None = None) -> RawTable:
     key = pl.concat_str([pl.col(h) for h in header], separator=",")
     first = body.select(key.is_first_distinct()).to_series()
     total = body.height
-    body = body.filter(first).with_columns(key.str.slice(0, RAW_LIMIT).alias(RAW))
+    body = body.filter(first)
     empty_bad = pl.DataFrame(
         {LINE: pl.Series([], dtype=pl.Int64), RAW: pl.Series([], dtype=pl.String)}
     )

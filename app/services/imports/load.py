@@ -565,6 +565,8 @@ async def load_snapshots(
         text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
         {"key": f"orders:{target.tenant_id}:{target.shop_id}"},
     )
+    # Hash joins and sorts over a whole export fit in memory instead of spilling to disk.
+    await session.execute(text("SET LOCAL work_mem = '128MB'"))
     for statement in _CREATE_STAGE.strip().split(";\n"):
         if statement.strip():
             await session.execute(text(statement))

@@ -1,0 +1,25 @@
+"""The demo tenant `kezhan serve` creates comes with orders imported from generated exports."""
+
+from __future__ import annotations
+
+import httpx
+
+from app.config import Settings
+from app.runtime import Runtime
+from app.services.demo import DEMO_ORDERS, seed_demo_tenant
+
+
+async def test_demo_tenant_has_imported_orders_and_customers(
+    client: httpx.AsyncClient, runtime: Runtime, settings: Settings
+) -> None:
+    async with runtime.sessions() as session:
+        key = await seed_demo_tenant(session, settings)
+        await session.commit()
+    headers = {"Authorization": f"Bearer {key}"}
+    imports = (await client.get("/api/v1/imports", headers=headers)).json()["items"]
+    assert {i["platform"] for i in imports} == {"tmall", "pinduoduo"}
+    assert all(i["status"] == "succeeded" for i in imports)
+    assert sum(i["counts"]["orders_created"] for i in imports) == 2 * DEMO_ORDERS
+    orders = (await client.get("/api/v1/orders", headers=headers, params={"limit": 500})).json()
+    assert len(orders["items"]) == 500
+    assert any(o["customer_id"] for o in orders["items"])

@@ -95,7 +95,7 @@ CASES: list[tuple[str, Any, set[str]]] = [
     ("products contains text", cond("products", "contains", "DD"), {"B"}),
     ("products starts_with", cond("products", "starts_with", "COF"), {"C"}),
     ("titles contains", cond("product_titles", "contains", "龙井"), {"A"}),
-    ("categories eq (code prefix rule)", cond("categories", "eq", "茶叶"), {"A"}),
+    ("categories contains (code prefix rule)", cond("categories", "contains", "茶叶"), {"A"}),
     ("categories in (title keyword rule)", cond("categories", "in", ["咖啡"]), {"C"}),
     ("categories not_in", cond("categories", "not_in", ["茶叶"]), {"B", "C", "D"}),
     ("categories empty", cond("categories", "is_null", True), {"B", "D"}),

@@ -7,7 +7,7 @@ a customer no import has touched yet has no facts row and counts as a prospect w
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -48,7 +48,7 @@ class FieldType(StrEnum):
     number = "number"
     datetime = "datetime"
     date = "date"
-    tags = "tags"
+    string_list = "string_list"
     text_list = "text_list"
     enum_list = "enum_list"
     uuid_list = "uuid_list"
@@ -62,7 +62,7 @@ OPERATORS: dict[FieldType, tuple[str, ...]] = {
     FieldType.number: ("eq", "ne", "gt", "gte", "lt", "lte", "between", "is_null"),
     FieldType.datetime: ("gt", "gte", "lt", "lte", "between", "is_null", "within_days"),
     FieldType.date: ("eq", "ne", "gt", "gte", "lt", "lte", "between", "is_null"),
-    FieldType.tags: ("contains", "in", "not_in", "is_null"),
+    FieldType.string_list: ("contains", "in", "not_in", "is_null"),
     FieldType.text_list: ("eq", "in", "not_in", "contains", "starts_with", "is_null"),
     FieldType.enum_list: ("contains", "in", "not_in", "is_null"),
     FieldType.uuid_list: ("contains", "in", "not_in", "is_null"),
@@ -75,6 +75,8 @@ class QueryContext:
 
     tenant_id: Any
     now: datetime
+    categories: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    """The tenant's category rules (match, pattern) by category; loaded when a filter names one."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ _FIELDS: list[Field] = [
     Field("district", FieldType.string, "profile", "District (区).", _col(c.district)),
     Field("created_at", FieldType.datetime, "profile", "When the profile was created.",
           _col(c.created_at)),
-    Field("tags", FieldType.tags, "tags", "The customer's tags.", _col(c.tags)),
+    Field("tags", FieldType.string_list, "tags", "The customer's tags.", _col(c.tags)),
     Field("identity_platforms", FieldType.enum_list, "identities",
           "Platforms the customer has a channel identity on.", _identity_platforms, PLATFORMS),
     Field("order_count", FieldType.integer, "facts", "Paid orders.", _col(f.order_count),
@@ -149,7 +151,7 @@ _FIELDS: list[Field] = [
           _col(f.merchant_codes)),
     Field("product_titles", FieldType.text_list, "facts", "Product titles bought.",
           _col(f.product_titles)),
-    Field("categories", FieldType.text_list, "facts",
+    Field("categories", FieldType.string_list, "facts",
           "The tenant's product categories bought (see category rules).", _col(f.categories)),
     Field("rfm_r", FieldType.integer, "rfm", "Recency score 1-5 (5 = most recent).",
           _col(f.rfm_r)),

@@ -98,3 +98,18 @@ async def delete_category_rule(session: AsyncSession, actor: Principal, rule_id:
         raise NotFound("no such category rule")
     await session.delete(rule)
     await session.flush()
+
+
+async def category_patterns(
+    session: AsyncSession, tenant_id: uuid.UUID
+) -> dict[str, list[tuple[str, str]]]:
+    """Each category's (match, pattern) rules, for compiling `ordered` category conditions."""
+    rows = await session.execute(
+        select(
+            ProductCategoryRule.category, ProductCategoryRule.match, ProductCategoryRule.pattern
+        ).where(ProductCategoryRule.tenant_id == tenant_id)
+    )
+    patterns: dict[str, list[tuple[str, str]]] = {}
+    for category, match, pattern in rows:
+        patterns.setdefault(category, []).append((match, pattern))
+    return patterns

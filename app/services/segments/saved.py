@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from app.services.segments import query
 from app.services.segments.compiler import compile_filter
 from app.services.segments.fields import QueryContext
 from app.services.segments.query import Member
+from app.services.segments.rules import category_patterns
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,14 @@ class Preview:
     next_cursor: str | None
 
 
-def _compile(tree: Any, tenant_id: uuid.UUID, now: datetime, loc: tuple[str, ...]) -> Any:
-    ctx = QueryContext(tenant_id, now)
+async def _compile(
+    session: AsyncSession, tree: Any, tenant_id: uuid.UUID, now: datetime, loc: tuple[str, ...]
+) -> tuple[ColumnElement[bool], QueryContext]:
+    """The condition and its context; category rules are read only if the filter names one."""
+    rules = {}
+    if '"category"' in json.dumps(tree, ensure_ascii=False):
+        rules = await category_patterns(session, tenant_id)
+    ctx = QueryContext(tenant_id, now, rules)
     return compile_filter(tree, ctx, loc), ctx
 
 
@@ -48,7 +56,7 @@ async def preview(
 ) -> Preview:
     """How many customers match and the first page of them, without saving anything."""
     actor.require("segments:read")
-    condition, ctx = _compile(tree, actor.tenant_id, now, ("body", "filter"))
+    condition, ctx = await _compile(session, tree, actor.tenant_id, now, ("body", "filter"))
     await query.prefer_custom_plans(session)
     total = await query.count_members(session, condition, ctx)
     items, next_cursor = await query.page_members(
@@ -78,7 +86,9 @@ async def record_evaluation(
 
 async def evaluate(session: AsyncSession, segment: Segment, now: datetime) -> int:
     """Count the members now and record the count in the segment's size history."""
-    condition, ctx = _compile(segment.filter, segment.tenant_id, now, ("segment", "filter"))
+    condition, ctx = await _compile(
+        session, segment.filter, segment.tenant_id, now, ("segment", "filter")
+    )
     await query.prefer_custom_plans(session)
     count = await query.count_members(session, condition, ctx)
     await record_evaluation(session, segment, count, now)
@@ -94,7 +104,7 @@ async def create_segment(
     now: datetime,
 ) -> Segment:
     actor.require("segments:write")
-    condition, ctx = _compile(tree, actor.tenant_id, now, ("body", "filter"))
+    condition, ctx = await _compile(session, tree, actor.tenant_id, now, ("body", "filter"))
     segment = Segment(
         tenant_id=actor.tenant_id,
         id=new_id(),
@@ -145,7 +155,7 @@ async def update_segment(
     segment = await _load(session, actor.tenant_id, segment_id)
     check_if_match(if_match, segment.version)
     if "filter" in changes:
-        _compile(changes["filter"], actor.tenant_id, now, ("body", "filter"))
+        await _compile(session, changes["filter"], actor.tenant_id, now, ("body", "filter"))
     for key, value in changes.items():
         setattr(segment, key, value)
     segment.version += 1
@@ -175,7 +185,9 @@ async def members(
     """A page of the segment's members; the first page also records the segment's size."""
     actor.require("segments:read")
     segment = await _load(session, actor.tenant_id, segment_id)
-    condition, ctx = _compile(segment.filter, actor.tenant_id, now, ("segment", "filter"))
+    condition, ctx = await _compile(
+        session, segment.filter, actor.tenant_id, now, ("segment", "filter")
+    )
     await query.prefer_custom_plans(session)
     if cursor is None:
         await record_evaluation(
@@ -216,9 +228,10 @@ async def export_segment(
 ) -> AsyncIterator[bytes]:
     """The CSV rows, read with a server-side cursor on a session of its own: the response
     streams after the request's session has closed."""
-    condition: ColumnElement[bool]
-    condition, ctx = _compile(segment.filter, actor.tenant_id, now, ("segment", "filter"))
     async with sessions() as session:
+        condition, ctx = await _compile(
+            session, segment.filter, actor.tenant_id, now, ("segment", "filter")
+        )
         await query.prefer_custom_plans(session)
         async for chunk in query.export_csv(
             session, vault, condition, ctx, actor.can("pii:unmasked")

@@ -7,7 +7,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from app.runtime import Runtime
 from tests.factories import TenantFactory
 from tests.segments.conftest import NOW, World
 
@@ -289,3 +291,44 @@ async def test_customers_no_import_touched_yet_count_as_prospects_with_nothing_s
     assert await ids(cond("lifecycle_stage", "ne", "prospect")) == []
     assert await ids(cond("order_count", "is_null", True)) == []
     assert await ids({"not": cond("order_count", "gt", 0)}) == [fresh["id"]]
+
+
+async def test_loyalty_tier_and_open_complaints(
+    tenants: TenantFactory, runtime: Runtime, now: datetime
+) -> None:
+    tenant = await tenants.create()
+    gold = await tenant.customer(display_name="金卡")
+    unhappy = await tenant.customer(display_name="投诉")
+    calm = await tenant.customer(display_name="平静")
+    async with runtime.sessions() as session:
+        await session.execute(
+            text(
+                "INSERT INTO loyalty_accounts (tenant_id, customer_id, balance, lifetime_points, "
+                "tier) VALUES (:t, :c, 0, 0, 'gold')"
+            ),
+            {"t": tenant.tenant_id, "c": gold["id"]},
+        )
+        await session.commit()
+    for subject in ("快递太慢", "包装破损"):
+        ticket = await tenant.request(
+            "POST",
+            "/api/v1/tickets",
+            json={
+                "customer_id": unhappy["id"],
+                "kind": "complaint",
+                "channel": "tmall_chat",
+                "subject": subject,
+            },
+        )
+        assert ticket.status_code == 201, ticket.text
+
+    async def names(tree: Any) -> set[str]:
+        response = await tenant.request("POST", "/api/v1/segments/preview", json={"filter": tree})
+        assert response.status_code == 200, response.text
+        return {item["display_name"] for item in response.json()["items"]}
+
+    assert await names(cond("loyalty_tier", "eq", "gold")) == {"金卡"}
+    assert await names(cond("loyalty_tier", "is_null", True)) == {"投诉", "平静"}
+    assert await names(cond("open_complaints", "gte", 2)) == {"投诉"}
+    assert await names(cond("open_complaints", "eq", 0)) == {"金卡", "平静"}
+    assert calm["display_name"] == "平静"

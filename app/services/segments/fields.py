@@ -16,16 +16,19 @@ from sqlalchemy import ColumnElement, Integer, Text, cast, extract, func, litera
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.expression import ColumnClause
 
-from app.models import Customer, CustomerFacts, CustomerIdentity
+from app.models import Customer, CustomerFacts, CustomerIdentity, LoyaltyAccount, Ticket
 from app.schemas.shops import Platform
 
 customers = Customer.__table__.alias("c")
 facts = CustomerFacts.__table__.alias("f")
 identities = CustomerIdentity.__table__.alias("ci")
+loyalty = LoyaltyAccount.__table__.alias("la")
+tickets = Ticket.__table__.alias("tk")
 c, f = customers.c, facts.c
 
 PLATFORMS = tuple(p.value for p in Platform)
 GENDERS = ("male", "female", "unknown")
+OPEN_TICKET_STATUSES = ("new", "open", "pending")
 LIFECYCLE_STAGES = ("prospect", "new", "active", "loyal", "at_risk", "churned", "won_back")
 
 RFM_GROUPS: dict[str, str] = {
@@ -112,6 +115,27 @@ def _identity_platforms(ctx: QueryContext) -> Any:
     return cast(platforms, ARRAY(Text()))
 
 
+def _loyalty_tier(ctx: QueryContext) -> Any:
+    return (
+        select(loyalty.c.tier)
+        .where(loyalty.c.tenant_id == ctx.tenant_id, loyalty.c.customer_id == c.id)
+        .scalar_subquery()
+    )
+
+
+def _open_complaints(ctx: QueryContext) -> Any:
+    return (
+        select(func.count())
+        .where(
+            tickets.c.tenant_id == ctx.tenant_id,
+            tickets.c.customer_id == c.id,
+            tickets.c.kind == "complaint",
+            tickets.c.status.in_(OPEN_TICKET_STATUSES),
+        )
+        .scalar_subquery()
+    )
+
+
 _FIELDS: list[Field] = [
     Field("display_name", FieldType.string, "profile", "Display name.", _col(c.display_name)),
     Field("gender", FieldType.enum, "profile", "Gender.", _col(c.gender), GENDERS),
@@ -163,6 +187,10 @@ _FIELDS: list[Field] = [
           _col(f.lifecycle_stage), LIFECYCLE_STAGES, default="prospect"),
     Field("lifecycle_since", FieldType.datetime, "lifecycle", "When the stage was entered.",
           _col(f.lifecycle_since)),
+    Field("loyalty_tier", FieldType.string, "loyalty", "The loyalty tier (null: no account).",
+          _loyalty_tier),
+    Field("open_complaints", FieldType.integer, "tickets",
+          "Complaint tickets not yet resolved (new, open or pending).", _open_complaints),
 ]  # fmt: skip
 
 FIELDS: dict[str, Field] = {field.name: field for field in _FIELDS}

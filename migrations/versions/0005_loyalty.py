@@ -189,12 +189,6 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "reversed_points <= points", name=op.f("ck_loyalty_order_earns_reversed_within_earned")
         ),
-        sa.ForeignKeyConstraint(
-            ["tenant_id", "order_id"],
-            ["orders.tenant_id", "orders.id"],
-            name=op.f("fk_loyalty_order_earns_tenant_id_order_id_orders"),
-            ondelete="RESTRICT",
-        ),
         sa.PrimaryKeyConstraint("tenant_id", "order_id", name=op.f("pk_loyalty_order_earns")),
     )
     op.create_index(

@@ -64,11 +64,11 @@ SELECT o.tenant_id, o.id, o.customer_id, 'pending',
        floor((n.net::numeric * CAST(:per_yuan AS bigint) * ({{multiplier}})
               + CAST(:rounding AS integer)) / 10000)::bigint,
        n.net, n.net, 0, CAST(:version AS integer), :now, {_POST_AT}, :now
-FROM orders o
+FROM unnest(CAST(:ids AS uuid[])) AS i(id)
+JOIN orders o ON o.tenant_id = :tenant_id AND o.id = i.id
 CROSS JOIN LATERAL (SELECT {_NET} AS net) n
 LEFT JOIN loyalty_accounts a ON a.tenant_id = o.tenant_id AND a.customer_id = o.customer_id
-WHERE o.tenant_id = :tenant_id AND o.id = ANY(CAST(:ids AS uuid[])) AND o.customer_id IS NOT NULL
-  AND n.net > 0 AND {_REACHED}
+WHERE o.customer_id IS NOT NULL AND n.net > 0 AND {_REACHED}
 ON CONFLICT DO NOTHING
 RETURNING customer_id
 """
@@ -76,35 +76,32 @@ RETURNING customer_id
 # Inside the window: a full refund voids, a partial one scales the points down.
 _UPDATE_PENDING = f"""
 UPDATE loyalty_order_earns e SET
-    status = CASE WHEN n.net = 0 THEN 'voided' ELSE e.status END,
-    voided_at = CASE WHEN n.net = 0 THEN CAST(:now AS timestamptz) ELSE e.voided_at END,
-    points = CASE WHEN n.net > 0 AND n.net < e.base_fen THEN e.points * n.net / e.base_fen
+    status = CASE WHEN {_NET} = 0 THEN 'voided' ELSE e.status END,
+    voided_at = CASE WHEN {_NET} = 0 THEN CAST(:now AS timestamptz) ELSE e.voided_at END,
+    points = CASE WHEN {_NET} > 0 AND {_NET} < e.base_fen THEN e.points * {_NET} / e.base_fen
                   ELSE e.points END,
-    base_fen = CASE WHEN n.net > 0 AND n.net < e.base_fen THEN n.net ELSE e.base_fen END,
-    net_fen = n.net,
-    post_at = COALESCE(e.post_at, n.post_at),
+    base_fen = CASE WHEN {_NET} > 0 AND {_NET} < e.base_fen THEN {_NET} ELSE e.base_fen END,
+    net_fen = {_NET},
+    post_at = COALESCE(e.post_at, {_POST_AT}),
     updated_at = :now
-FROM (SELECT o.id, {_NET} AS net, {_POST_AT} AS post_at
-      FROM orders o WHERE o.tenant_id = :tenant_id AND o.id = ANY(CAST(:ids AS uuid[]))) n
-WHERE e.tenant_id = :tenant_id AND e.order_id = n.id AND e.status = 'pending'
-  AND (n.net <> e.net_fen OR (e.post_at IS NULL AND n.post_at IS NOT NULL))
+FROM unnest(CAST(:ids AS uuid[])) AS i(id), orders o
+WHERE e.tenant_id = :tenant_id AND e.order_id = i.id AND e.status = 'pending'
+  AND o.tenant_id = :tenant_id AND o.id = i.id
+  AND ({_NET} <> e.net_fen OR (e.post_at IS NULL AND ({_POST_AT}) IS NOT NULL))
 RETURNING e.customer_id
 """
 
 _REFUNDED_AFTER_POSTING = f"""
 SELECT e.customer_id, e.order_id, {_NET} AS net
-FROM loyalty_order_earns e
-JOIN orders o ON o.tenant_id = e.tenant_id AND o.id = e.order_id
-WHERE e.tenant_id = :tenant_id AND e.order_id = ANY(CAST(:ids AS uuid[])) AND e.status = 'posted'
+FROM unnest(CAST(:ids AS uuid[])) AS i(id)
+JOIN loyalty_order_earns e ON e.tenant_id = :tenant_id AND e.order_id = i.id
+JOIN orders o ON o.tenant_id = :tenant_id AND o.id = i.id
+WHERE e.status = 'posted'
   AND LEAST({_NET}, e.base_fen) < e.net_fen
 """
 
-_OPEN_ACCOUNTS = """
-INSERT INTO loyalty_accounts (tenant_id, customer_id, balance, lifetime_points, created_at,
-    updated_at)
-SELECT :tenant_id, c, 0, 0, :now, :now FROM unnest(CAST(:customers AS uuid[])) AS c
-ON CONFLICT DO NOTHING
-"""
+# The joins start from the ids (not from the tenant's rows) so the plan stays an index lookup
+# per order even while the tables' statistics lag behind a large load.
 
 # One statement, one global order: concurrent loaders never deadlock on accounts.
 _LOCK_ACCOUNTS = """
@@ -169,8 +166,9 @@ async def orders_changed(
     if not touched:
         return
     customers = sorted(touched)
-    lock = {"tenant_id": tenant_id, "customers": customers, "now": now}
-    await session.execute(text(_OPEN_ACCOUNTS), lock)
+    # Accounts open on their first posting (a customer's first import writes no account row);
+    # those that exist are locked in one global order and have their tier recomputed.
+    lock = {"tenant_id": tenant_id, "customers": customers}
     await session.execute(text(_LOCK_ACCOUNTS), lock)
     by_customer: dict[uuid.UUID, dict[uuid.UUID, int]] = defaultdict(dict)
     for row in refunded:

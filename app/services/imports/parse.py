@@ -145,8 +145,13 @@ def _read_table(file: ExportFile) -> RawTable:
     if file.container == "xlsx":
         return read_xlsx_table(file.path)
     enc = Encoding(file.encoding, BOM_LENGTHS.get(file.encoding, 0))
+    name = file.path.name
+
+    def used(header: list[str]) -> list[str]:
+        return list(detect(header, name, file.platform, file.kind).fields.values())
+
     with utf8_file(file.path, enc) as path:
-        return read_csv_table(file.path.name, path)
+        return read_csv_table(name, path, used)
 
 
 def _detected(table: RawTable, file: ExportFile) -> Detected:

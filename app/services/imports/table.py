@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,35 +50,34 @@ class RawTable:
         return pl.col(RAW).str.extract(pattern, 1)
 
     def raw_of_cells(self) -> pl.Expr:
-        """A record's text rebuilt from its cells (kept for rejected rows only: holding every
-        record's text would double the memory of a large import)."""
-        cells = [pl.col(name).fill_null("") for name in self.header]
+        """A record rebuilt from the cells read (the columns Kezhan uses), comma-joined: holding
+        every record's text for the few rejected ones would double a large import's memory."""
+        cells = [pl.col(name).fill_null("") for name in self.frame.columns if name != LINE]
         return pl.concat_str(cells, separator=",").str.slice(0, RAW_LIMIT)
 
 
-def read_csv_table(file: str, path: Path) -> RawTable:
+def read_csv_table(
+    file: str, path: Path, wanted: Callable[[list[str]], list[str]] | None = None
+) -> RawTable:
     """Read a UTF-8 CSV file (BOM allowed). Polars reads it twice from the file (memory-mapped):
     once as physical lines (record boundaries, line numbers, field counts, duplicates), once as
-    cells; the two agree record for record, so no Python object per row is ever built."""
-    lines = _physical_lines(file, path)
-    ends_with_newline = _ends_with_newline(path)
-    lines = lines.with_columns(pl.col("t").fill_null(""))
-    if lines.height == 0 or lines.select(pl.col("t").str.contains(BLANK_RE).all()).item():
-        raise ExportFileError("empty", f"{file} is empty", file)
-    records = _records(file, lines)
-    del lines
-    records = records.with_row_index(INDEX).with_columns(
-        pl.col(RAW).str.contains(BLANK_RE).alias("blank")
-    )
+    cells; the two agree record for record, so no Python object per row is ever built.
+    `wanted(header)` names the columns to keep (all by default): a 61-column export is mostly
+    columns no one reads, and skipping them halves the memory of a large file."""
+    records, ends_with_newline = _scan(file, path)
     blank_lines = records.filter(pl.col("blank")).height
     header_at, header_line, header_cells = _find_header(records.filter(~pl.col("blank")))
     header = unique_names(header_cells)
+    columns = sorted(set(wanted(header) if wanted else header), key=header.index)
     records = records.filter(~pl.col("blank") & (pl.col(INDEX) > header_at))
     if records.height == 0:
         raise ExportFileError("empty", f"{file} has a header but no rows", file)
     records = records.with_columns(
+        # commas outside quoted cells (counting matches allocates no text)
         (
-            pl.col(RAW).str.replace_all(r'"[^"]*"', "").str.count_matches(",", literal=True) + 1
+            pl.col(RAW).str.count_matches(r'"[^"]*"|,')
+            - pl.col(RAW).str.count_matches(r'"[^"]*"')
+            + 1
         ).alias("fields"),
         pl.col(RAW).is_first_distinct().alias("first"),
     )
@@ -92,10 +92,28 @@ def read_csv_table(file: str, path: Path) -> RawTable:
     good_mask = pl.col("fields") == len(header)
     bad = records.filter(~good_mask).select(LINE, RAW)
     good = records.filter(good_mask).select(INDEX, LINE)
-    frame = _cells(path, header, good.with_columns(pl.col(INDEX) - header_at), header_line)
+    del records  # the text of every record is not kept while the cells are read
+    frame = _cells(path, header, columns, good.with_columns(pl.col(INDEX) - header_at), header_line)
     if frame is None:  # polars split records differently (odd quoting): parse our records
-        frame = _parse_records(file, records.filter(good_mask).select(LINE, RAW), header)
+        again, _ = _scan(file, path)
+        texts = again.join(good, on=INDEX, how="semi").select(LINE, RAW)
+        frame = _parse_records(file, texts, header).select(*columns, LINE)
     return RawTable(file, header, frame, bad, total, blank_lines, duplicates)
+
+
+def _scan(file: str, path: Path) -> tuple[pl.DataFrame, bool]:
+    """Records (INDEX, LINE, RAW, blank) of the file, and whether it ends with a newline."""
+    lines = _physical_lines(file, path)
+    ends_with_newline = _ends_with_newline(path)
+    lines = lines.with_columns(pl.col("t").fill_null(""))
+    if lines.height == 0 or lines.select(pl.col("t").str.contains(BLANK_RE).all()).item():
+        raise ExportFileError("empty", f"{file} is empty", file)
+    records = _records(file, lines)
+    del lines
+    records = records.with_row_index(INDEX).with_columns(
+        pl.col(RAW).str.contains(BLANK_RE).alias("blank")
+    )
+    return records, ends_with_newline
 
 
 def _physical_lines(file: str, path: Path) -> pl.DataFrame:
@@ -134,7 +152,7 @@ def _ends_with_newline(path: Path) -> bool:
 
 
 def _cells(
-    path: Path, header: list[str], good: pl.DataFrame, header_line: int
+    path: Path, header: list[str], columns: list[str], good: pl.DataFrame, header_line: int
 ) -> pl.DataFrame | None:
     """Cells of the good records by polars' CSV reader over the file from the header line on
     (`good` indexes records from the header = 0); None when its records do not line up."""
@@ -142,13 +160,13 @@ def _cells(
         path,
         has_header=False,
         skip_lines=header_line - 1,
-        new_columns=header,
-        schema_overrides=dict.fromkeys(header, pl.String),
+        columns=[header.index(name) for name in columns],
         infer_schema=False,
         quote_char='"',
         truncate_ragged_lines=True,
         raise_if_empty=False,
     )
+    cells.columns = columns
     last = good.get_column(INDEX).max()
     expected = (last if isinstance(last, int) else 0) + 1
     if cells.height < expected:
@@ -171,12 +189,18 @@ def _records(file: str, lines: pl.DataFrame) -> pl.DataFrame:
     if not (lines.get_column("open") != 0).any():
         return lines.select(LINE, pl.col("t").alias(RAW))
     record = (pl.col("open") == 0).cast(pl.Int64).cum_sum().shift(1, fill_value=0)
-    return (
-        lines.with_columns(record.alias("record"))
+    lines = lines.with_columns(record.alias("record")).with_columns(
+        (pl.len().over("record") > 1).alias("multi")
+    )
+    # Only the few records spanning several lines are joined; the others keep their line's
+    # text as is (no copy of the whole file).
+    joined = (
+        lines.filter(pl.col("multi"))
         .group_by("record", maintain_order=True)
         .agg(pl.col(LINE).first(), pl.col("t").str.join("\n").alias(RAW))
-        .drop("record")
     )
+    single = lines.filter(~pl.col("multi")).select("record", LINE, pl.col("t").alias(RAW))
+    return pl.concat([single, joined]).sort("record").drop("record")
 
 
 def _find_header(records: pl.DataFrame) -> tuple[int, int, list[str]]:

@@ -63,7 +63,7 @@ async def _import(
     handles = [p.open("rb") for p in files]
     try:
         async with runtime.sessions() as session:
-            row = await pipeline.create_import(
+            created = await pipeline.create_import(
                 session,
                 runtime.settings,
                 owner,
@@ -74,14 +74,16 @@ async def _import(
                 runtime.clock(),
             )
             await session.commit()
+        import_id = created.import_id
+        assert import_id is not None
     finally:
         for handle in handles:
             handle.close()
     started = time.perf_counter()
-    await pipeline.run_import(runtime, owner.tenant_id, row.id)
+    await pipeline.run_import(runtime, owner.tenant_id, import_id)
     elapsed = time.perf_counter() - started
     async with runtime.sessions() as session:
-        done = await session.get(Import, (owner.tenant_id, row.id))
+        done = await session.get(Import, (owner.tenant_id, import_id))
     assert done is not None
     assert done.status == "succeeded", done.error
     return elapsed, done.counts, done.timings

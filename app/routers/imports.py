@@ -5,37 +5,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, File, Form, Header, Request, Response, UploadFile
+from fastapi import APIRouter, BackgroundTasks, File, Form, Header, Request, UploadFile
+from fastapi.responses import JSONResponse
 
 from app.deps import ClockDep, CurrentKey, ReadSession, RuntimeDep, Session
 from app.errors import PayloadTooLarge
-from app.models import Import
 from app.problems import responses
+from app.routers.orders import IdempotencyKey
 from app.schemas.common import Cursor, Limit, Page
-from app.schemas.imports import ImportOut, ImportProgress, RejectionOut
+from app.schemas.imports import ImportOut, RejectionOut
 from app.services.imports import jobs, pipeline
 
 router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
-
-
-def _out(row: Import) -> ImportOut:
-    return ImportOut(
-        id=row.id,
-        kind=row.kind,
-        status=row.status,
-        platform=row.platform,
-        shop_id=row.shop_id,
-        dry_run=row.dry_run,
-        files=row.files,
-        progress=ImportProgress(rows_done=row.rows_done, rows_total=row.rows_total),
-        counts=row.counts,
-        timings=row.timings,
-        error=row.error,
-        attempts=row.attempts,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
 
 
 @router.post(
@@ -48,6 +29,7 @@ def _out(row: Import) -> ImportOut:
         "runs as a job: poll the `Location` for its status, progress and counts. `dry_run` "
         "computes the counts and writes nothing."
     ),
+    response_model=ImportOut,
     responses=responses(401, 403, 413, 422),
 )
 async def create_import(
@@ -57,22 +39,33 @@ async def create_import(
     actor: CurrentKey,
     clock: ClockDep,
     background: BackgroundTasks,
-    response: Response,
     files: Annotated[list[UploadFile], File(description="The export files.")],
     platform: Annotated[Literal["tmall", "pinduoduo"], Form(description="Export format.")],
     shop_id: Annotated[uuid.UUID, Form(description="The shop the orders belong to.")],
     dry_run: Annotated[bool, Form(description="Count only, write nothing.")] = False,
     content_length: Annotated[int | None, Header()] = None,
-) -> ImportOut:
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     if content_length is not None and content_length > runtime.settings.max_upload_bytes + 65536:
         raise PayloadTooLarge("the upload is larger than the configured limit")
-    row = await pipeline.create_import(
-        session, runtime.settings, actor, files, platform, shop_id, dry_run, clock()
+    created = await pipeline.create_import(
+        session,
+        runtime.settings,
+        actor,
+        files,
+        platform,
+        shop_id,
+        dry_run,
+        clock(),
+        idempotency_key,
     )
-    # Deferred once the request's transaction has committed: the job always finds its import.
-    background.add_task(jobs.defer_import, runtime, row.tenant_id, row.id)
-    response.headers["Location"] = f"/api/v1/imports/{row.id}"
-    return _out(row)
+    if created.import_id is not None:
+        # Deferred once the request's transaction has committed: the job finds its import.
+        background.add_task(jobs.defer_import, runtime, actor.tenant_id, created.import_id)
+    location = f"/api/v1/imports/{created.body['id']}"
+    return JSONResponse(
+        created.body, status_code=created.status_code, headers={"Location": location}
+    )
 
 
 @router.get("", summary="Import jobs, newest first", responses=responses(401, 403, 422))
@@ -80,7 +73,7 @@ async def list_imports(
     session: ReadSession, actor: CurrentKey, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[ImportOut]:
     rows, next_cursor = await pipeline.list_imports(session, actor, limit, cursor)
-    return Page(items=[_out(r) for r in rows], next_cursor=next_cursor)
+    return Page(items=[pipeline.import_out(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get(
@@ -89,7 +82,7 @@ async def list_imports(
     responses=responses(401, 403, 404),
 )
 async def get_import(session: ReadSession, actor: CurrentKey, import_id: uuid.UUID) -> ImportOut:
-    return _out(await pipeline.get_import(session, actor, import_id))
+    return pipeline.import_out(await pipeline.get_import(session, actor, import_id))
 
 
 @router.get(

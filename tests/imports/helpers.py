@@ -37,10 +37,13 @@ async def upload(
     shop_id: str,
     dry_run: bool = False,
     role: str = "owner",
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     files = [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in paths]
     data = {"platform": platform, "shop_id": shop_id, "dry_run": str(dry_run).lower()}
-    return await tenant.request("POST", "/api/v1/imports", role=role, files=files, data=data)
+    return await tenant.request(
+        "POST", "/api/v1/imports", role=role, files=files, data=data, headers=headers or {}
+    )
 
 
 async def import_files(

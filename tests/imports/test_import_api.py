@@ -266,3 +266,25 @@ async def test_roles_for_imports(tenant: TenantCtx, run_jobs: RunJobs) -> None:
     location = accepted.headers["location"]
     assert (await tenant.request("GET", location, role="analyst")).status_code == 200
     assert (await tenant.request("GET", location, role="agent")).status_code == 403
+
+
+async def test_upload_with_idempotency_key_runs_once(
+    tenant: TenantCtx, run_jobs: RunJobs, runtime: Runtime
+) -> None:
+    shop = await tenant.shop("pinduoduo")
+    files = sample_files(SETS[0], "pdd")[:1]
+    key = {"Idempotency-Key": "upload-1"}
+    first = await upload(tenant, files, "pinduoduo", shop["id"], headers=key)
+    again = await upload(tenant, files, "pinduoduo", shop["id"], headers=key)
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    other_file = await upload(
+        tenant, sample_files(SETS[0], "pdd")[1:], "pinduoduo", shop["id"], headers=key
+    )
+    assert other_file.status_code == 422
+    await run_jobs()
+    listed = (await tenant.request("GET", "/api/v1/imports")).json()["items"]
+    assert [i["id"] for i in listed] == [first.json()["id"]]
+    assert listed[0]["status"] == "succeeded"
+    uploads = runtime.settings.data_dir / "uploads" / str(tenant.tenant_id)
+    assert list(uploads.iterdir()) == []

@@ -10,6 +10,7 @@ crash at any point leaves either nothing or everything, and a retried job ends i
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
 import logging
 import shutil
@@ -29,6 +30,8 @@ from app.errors import FieldError, NotFound, PayloadTooLarge, ValidationFailed
 from app.models import Import, ImportRejection
 from app.models.base import new_id
 from app.runtime import Runtime
+from app.schemas.imports import ImportOut, ImportProgress, ImportStatus
+from app.services import idempotency
 from app.services.auth import Principal
 from app.services.imports.export import ExportFile, ExportFileError, ParsedExport
 from app.services.imports.load import LoadTarget, Snapshot, load_snapshots
@@ -38,6 +41,7 @@ from app.services.paging import cursor_id, cursor_values, encode_cursor
 log = logging.getLogger(__name__)
 
 IMPORT_TASK = "kezhan:import_orders"
+IMPORT_SCOPE = "imports.create"
 
 # Which shops may take which export format.
 FORMAT_SHOPS = {"tmall": {"tmall", "taobao"}, "pinduoduo": {"pinduoduo"}}
@@ -80,16 +84,18 @@ def _file_problem(exc: ExportFileError, index: int, name: str) -> ValidationFail
     )
 
 
-async def _store(upload: Upload, target: Path, budget: int) -> int:
+async def _store(upload: Upload, target: Path, budget: int) -> tuple[int, str]:
     """Copy the upload to disk in chunks; refuse once the total passes the budget."""
     written = 0
+    digest = hashlib.sha256()
     with target.open("wb") as out:
         while chunk := await upload.read(_CHUNK):
             written += len(chunk)
             if written > budget:
                 raise PayloadTooLarge("the upload is larger than the configured limit")
+            digest.update(chunk)
             await asyncio.to_thread(out.write, chunk)
-    return written
+    return written, digest.hexdigest()
 
 
 def _safe_name(upload: Upload, index: int) -> str:
@@ -97,6 +103,35 @@ def _safe_name(upload: Upload, index: int) -> str:
     if not name or name in {".", ".."}:
         name = f"file{index}"
     return name
+
+
+@dataclass(frozen=True)
+class Created:
+    """The response to an upload; `import_id` is None when an Idempotency-Key replayed it."""
+
+    status_code: int
+    body: dict[str, Any]
+    import_id: uuid.UUID | None
+
+
+def import_out(row: Import) -> ImportOut:
+    return ImportOut(
+        id=row.id,
+        kind=row.kind,
+        status=ImportStatus(row.status),
+        platform=row.platform,
+        shop_id=row.shop_id,
+        dry_run=row.dry_run,
+        files=row.files,
+        progress=ImportProgress(rows_done=row.rows_done, rows_total=row.rows_total),
+        counts=row.counts,
+        timings=row.timings,
+        error=row.error,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
 
 
 async def create_import(
@@ -108,8 +143,12 @@ async def create_import(
     shop_id: uuid.UUID,
     dry_run: bool,
     now: datetime,
-) -> Import:
-    """Store and preflight the files, then record a queued import (the caller defers the job)."""
+    idempotency_key: str | None = None,
+) -> Created:
+    """Store and preflight the files, then record a queued import (the caller defers the job).
+
+    With an Idempotency-Key, the same files (by SHA-256) and options return the first response.
+    """
     actor.require("orders:import")
     shop = await shop_of(session, actor.tenant_id, shop_id)
     if shop.platform not in FORMAT_SHOPS.get(platform, set()):
@@ -124,9 +163,15 @@ async def create_import(
     folder.mkdir(parents=True, exist_ok=True)
     try:
         files = await _store_and_sniff(settings, uploads, folder, platform)
+        replay = await _claim_key(
+            session, actor, idempotency_key, platform, shop.id, dry_run, files
+        )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+    if replay is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        return Created(replay.status_code, replay.body, None)
     row = Import(
         tenant_id=actor.tenant_id,
         id=import_id,
@@ -145,7 +190,32 @@ async def create_import(
     )
     session.add(row)
     await session.flush()
-    return row
+    body = import_out(row).model_dump(mode="json")
+    if idempotency_key is not None:
+        await idempotency.remember(
+            session, actor.tenant_id, IMPORT_SCOPE, idempotency_key, 202, body
+        )
+    return Created(202, body, import_id)
+
+
+async def _claim_key(
+    session: AsyncSession,
+    actor: Principal,
+    key: str | None,
+    platform: str,
+    shop_id: uuid.UUID,
+    dry_run: bool,
+    files: list[dict[str, Any]],
+) -> idempotency.Replay | None:
+    if key is None:
+        return None
+    payload = {
+        "platform": platform,
+        "shop_id": str(shop_id),
+        "dry_run": dry_run,
+        "files": [[f["name"], f["sha256"]] for f in files],
+    }
+    return await idempotency.claim(session, actor.tenant_id, IMPORT_SCOPE, key, payload)
 
 
 async def _store_and_sniff(
@@ -162,7 +232,7 @@ async def _store_and_sniff(
                 [FieldError(["body", "files", index], "file names must differ", input=name)],
             )
         path = folder / name
-        size = await _store(upload, path, budget)
+        size, sha256 = await _store(upload, path, budget)
         budget -= size
         try:
             sniffed = await asyncio.to_thread(api.sniff, path, platform)
@@ -172,6 +242,7 @@ async def _store_and_sniff(
             {
                 "name": name,
                 "bytes": size,
+                "sha256": sha256,
                 "platform": sniffed.platform,
                 "kind": sniffed.kind,
                 "layout": sniffed.layout,
@@ -290,6 +361,8 @@ async def run_import(
             await session.commit()
     if row.dry_run:
         await _set(runtime, tenant_id, import_id, **finished)
+    # The files are only needed until the import is final (a retry re-reads them).
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 async def _shop_platform(runtime: Runtime, row: Import) -> str:
@@ -316,6 +389,7 @@ async def _fail(
         error=error,
         finished_at=runtime.clock(),
     )
+    shutil.rmtree(upload_dir(runtime.settings, tenant_id, import_id), ignore_errors=True)
 
 
 async def fail_import(

@@ -45,7 +45,7 @@ async def import_files(
         handles = [path.open("rb") for path in paths]
         try:
             async with runtime.sessions() as session:
-                row = await pipeline.create_import(
+                created = await pipeline.create_import(
                     session,
                     settings,
                     actor,
@@ -56,6 +56,8 @@ async def import_files(
                     runtime.clock(),
                 )
                 await session.commit()
+            import_id = created.import_id
+            assert import_id is not None
         finally:
             for handle in handles:
                 handle.close()
@@ -71,10 +73,10 @@ async def import_files(
             async def progress(done: int, total: int | None) -> None:
                 bar.update(task, description="loading", completed=done, total=total)
 
-            await pipeline.run_import(runtime, actor.tenant_id, row.id, on_progress=progress)
+            await pipeline.run_import(runtime, actor.tenant_id, import_id, on_progress=progress)
             bar.update(task, description="done")
         async with runtime.read_sessions() as session:
-            finished = await session.get(Import, (actor.tenant_id, row.id))
+            finished = await session.get(Import, (actor.tenant_id, import_id))
         assert finished is not None
         _report(console, finished)
         return {"id": str(finished.id), "status": finished.status, "counts": finished.counts}

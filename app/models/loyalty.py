@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -115,8 +116,29 @@ class LoyaltyLot(TenantMixin, Base):
         ForeignKeyConstraint(
             ["tenant_id", "entry_id"], ["loyalty_entries.tenant_id", "loyalty_entries.id"]
         ),
-        Index("ix_loyalty_lots_fifo", "tenant_id", "customer_id", "earned_at", "id"),
-        Index("ix_loyalty_lots_expiry", "tenant_id", "expires_at"),
+        # Partial: spent lots drop out, so FIFO and expiry never wade through an account's past.
+        Index(
+            "ix_loyalty_lots_fifo",
+            "tenant_id",
+            "customer_id",
+            "earned_at",
+            "id",
+            postgresql_where=text("remaining > 0"),
+        ),
+        Index(
+            "ix_loyalty_lots_expiring",
+            "tenant_id",
+            "customer_id",
+            "expires_at",
+            postgresql_where=text("remaining > 0"),
+        ),
+        Index(
+            "ix_loyalty_lots_expiry",
+            "tenant_id",
+            "expires_at",
+            "id",
+            postgresql_where=text("remaining > 0"),
+        ),
         CheckConstraint("points > 0", name="points_positive"),
         CheckConstraint("remaining >= 0 AND remaining <= points", name="remaining_in_range"),
     )

@@ -248,13 +248,25 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_loyalty_lots")),
     )
     op.create_index(
-        "ix_loyalty_lots_expiry", "loyalty_lots", ["tenant_id", "expires_at"], unique=False
+        "ix_loyalty_lots_expiry",
+        "loyalty_lots",
+        ["tenant_id", "expires_at", "id"],
+        unique=False,
+        postgresql_where=sa.text("remaining > 0"),
+    )
+    op.create_index(
+        "ix_loyalty_lots_expiring",
+        "loyalty_lots",
+        ["tenant_id", "customer_id", "expires_at"],
+        unique=False,
+        postgresql_where=sa.text("remaining > 0"),
     )
     op.create_index(
         "ix_loyalty_lots_fifo",
         "loyalty_lots",
         ["tenant_id", "customer_id", "earned_at", "id"],
         unique=False,
+        postgresql_where=sa.text("remaining > 0"),
     )
     op.create_table(
         "loyalty_lot_consumptions",
@@ -301,6 +313,7 @@ def downgrade() -> None:
     op.drop_table("loyalty_lot_consumptions")
     op.drop_index("ix_loyalty_lots_fifo", table_name="loyalty_lots")
     op.drop_index("ix_loyalty_lots_expiry", table_name="loyalty_lots")
+    op.drop_index("ix_loyalty_lots_expiring", table_name="loyalty_lots")
     op.drop_table("loyalty_lots")
     op.drop_index("ix_loyalty_tier_changes_account", table_name="loyalty_tier_changes")
     op.drop_table("loyalty_tier_changes")

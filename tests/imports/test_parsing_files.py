@@ -358,3 +358,12 @@ def test_an_unknown_status_text_rejects_the_row(tmp_path: Path) -> None:
     snapshot = parse_export([path], "pinduoduo")[0]
     assert snapshot.rejections.select("reason", "column").rows() == [("status_unknown", "订单状态")]
     assert snapshot.orders.height == 1
+
+
+def test_tmall_address_is_split_into_region_street_and_postal_code() -> None:
+    snapshot = parse_export([TMALL_LIST], "tmall")[0]
+    row = snapshot.orders.filter(pl.col("order_no") == "8410434207721493029").row(0, named=True)
+    assert (row["province"], row["city"], row["district"]) == ("山东省", "青岛市", "市南区")
+    assert (row["receiver_address"], row["postal_code"]) == ("团结路****", "266071")
+    assert row["receiver_phone"] == "153****8686"  # the leading ' Excel guard is gone
+    assert row["ordered_at"].isoformat() == "2024-06-30T05:25:44+00:00"

@@ -102,13 +102,16 @@ def parse_list(
     )
     rejected = pl.concat([bad_rejections(table, f["order_no"]), rejected])
     address = _text(det, "address")
+    # `省 市 区 街道(邮编)`: split on the first three spaces (the street may hold more)
     valid = valid.with_columns(
         address.str.extract(r"\((\d{6})\)$", 1).alias("__postal"),
-        address.str.replace(r"\(\d{6}\)$", "").str.strip_chars().alias("__body"),
+        address.str.replace(r"\(\d{6}\)$", "")
+        .str.strip_chars()
+        .str.splitn(" ", 4)
+        .alias("__parts"),
     )
-    postal, body = pl.col("__postal"), pl.col("__body")
-    parts = r"^(\S+)\s+(\S+)\s+(\S+)\s+(.+)$"
-    has_parts = body.str.contains(parts)
+    postal, parts = pl.col("__postal"), pl.col("__parts")
+    has_parts = parts.struct.field("field_3").is_not_null()
     orders = valid.select(
         order_no.alias("order_no"),
         _text(det, "raw_status").alias("raw_status"),
@@ -116,12 +119,13 @@ def parse_list(
         _text(det, "receiver_name").alias("receiver_name"),
         pl.coalesce(_text(det, "mobile"), _text(det, "phone")).alias("receiver_phone"),
         pl.when(has_parts)
-        .then(body.str.extract(parts, 4))
-        .otherwise(body)
+        .then(parts.struct.field("field_3").str.strip_chars())
+        .otherwise(address.str.replace(r"\(\d{6}\)$", "").str.strip_chars())
         .alias("receiver_address"),
-        body.str.extract(parts, 1).alias("province"),
-        body.str.extract(parts, 2).alias("city"),
-        body.str.extract(parts, 3).alias("district"),
+        *(
+            pl.when(has_parts).then(parts.struct.field(f"field_{i}")).alias(name)
+            for i, name in enumerate(("province", "city", "district"))
+        ),
         postal.alias("postal_code"),
         _money(det, "goods_total").alias("goods_total_fen"),
         _money(det, "shipping").alias("shipping_fen"),

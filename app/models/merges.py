@@ -1,4 +1,4 @@
-"""Merge suggestions: look-alike customers across platforms, with the evidence, for a human to decide."""
+"""Merge suggestions: customers who look alike across platforms, with evidence, for a person."""
 
 from __future__ import annotations
 

@@ -265,7 +265,7 @@ def _timed(counts: LoadCounts, name: str) -> Iterator[None]:
 
 # --- SQL ---------------------------------------------------------------------------------------
 
-_CREATE_STAGE = """
+_CREATE_STAGE = f"""
 CREATE TEMP TABLE IF NOT EXISTS stage_orders (
     order_no text, status text, raw_status text, after_sale_status text, buyer_key text,
     receiver_name_enc bytea, receiver_name_masked text, receiver_phone_enc bytea,
@@ -276,7 +276,8 @@ CREATE TEMP TABLE IF NOT EXISTS stage_orders (
     shipped_at timestamptz, completed_at timestamptz, buyer_message text, seller_memo text,
     item_count int, ident_key text, ident_shop uuid, phone_hash bytea, phone_enc bytea,
     phone_masked text, display_name text,
-    order_id uuid, customer_id uuid, prev_status text, prev_refund bigint, prev_customer uuid,
+    order_id uuid DEFAULT {UUID7_SQL}, prev_status text, prev_refund bigint,
+    prev_customer uuid,
     accepted boolean NOT NULL DEFAULT true
 ) ON COMMIT DROP;
 CREATE TEMP TABLE IF NOT EXISTS stage_items (
@@ -306,7 +307,6 @@ FROM orders o
 WHERE o.tenant_id = :tenant_id AND o.shop_id = :shop_id AND o.order_no = s.order_no
 """
 
-_NEW_IDS = f"UPDATE stage_orders SET order_id = {UUID7_SQL} WHERE order_id IS NULL"
 
 _IDENTITIES = """
 CREATE TEMP TABLE stage_ident ON COMMIT DROP AS
@@ -372,12 +372,6 @@ SELECT customer_id, bool_or(via = 'new') FROM stage_ident GROUP BY customer_id
 ON CONFLICT (customer_id) DO NOTHING
 """
 
-_ATTACH = """
-UPDATE stage_orders s SET customer_id = si.customer_id
-FROM stage_ident si
-WHERE s.ident_key = si.ident_key AND s.ident_shop IS NOT DISTINCT FROM si.ident_shop
-  AND s.prev_customer IS NULL
-"""
 
 _DATA = [
     "status", "raw_status", "after_sale_status", "buyer_key",
@@ -396,10 +390,12 @@ WITH up AS (
                              {", ".join(_DATA + _SEALED)}, source_time, import_id,
                              created_at, updated_at)
     SELECT :tenant_id, s.order_id, :shop_id, :platform, s.order_no,
-           coalesce(s.prev_customer, s.customer_id),
+           coalesce(s.prev_customer, si.customer_id),
            {", ".join("s." + c for c in _DATA + _SEALED)},
            CAST(:source_time AS timestamptz), CAST(:import_id AS uuid), now(), now()
     FROM stage_orders s
+    LEFT JOIN stage_ident si
+      ON si.ident_key = s.ident_key AND si.ident_shop IS NOT DISTINCT FROM s.ident_shop
     WHERE s.accepted
     ON CONFLICT (tenant_id, shop_id, order_no) DO UPDATE SET
         {", ".join(f"{c} = excluded.{c}" for c in _UPDATED)},
@@ -505,7 +501,6 @@ async def _stage_snapshot(
         await session.execute(text("ANALYZE stage_orders"))
         await session.execute(text("ANALYZE stage_items"))
         await session.execute(text(_EXISTING), params)
-        await session.execute(text(_NEW_IDS))
 
 
 async def _resolve_buyers(session: AsyncSession, params: dict[str, Any]) -> None:
@@ -519,7 +514,6 @@ async def _resolve_buyers(session: AsyncSession, params: dict[str, Any]) -> None
         _INSERT_IDENTITIES,
         _INSERT_CONTACTS,
         _RESOLVED,
-        _ATTACH,
     ):
         await session.execute(text(statement), params)
         if statement is _IDENTITIES:

@@ -278,7 +278,7 @@ CREATE TEMP TABLE IF NOT EXISTS stage_orders (
     phone_masked text, display_name text,
     order_id uuid DEFAULT {UUID7_SQL}, prev_status text, prev_refund bigint,
     prev_customer uuid,
-    accepted boolean NOT NULL DEFAULT true
+    accepted boolean NOT NULL DEFAULT true, unchanged boolean NOT NULL DEFAULT false
 ) ON COMMIT DROP;
 CREATE TEMP TABLE IF NOT EXISTS stage_items (
     order_no text, line_no int, sub_order_no text, title text, sku text, merchant_code text,
@@ -293,18 +293,6 @@ CREATE TEMP TABLE IF NOT EXISTS load_seen (order_no text PRIMARY KEY) ON COMMIT 
 CREATE TEMP TABLE IF NOT EXISTS load_customers (customer_id uuid PRIMARY KEY, created boolean)
     ON COMMIT DROP;
 TRUNCATE stage_orders, stage_items, load_touched, load_seen, load_customers;
-"""
-
-_EXISTING = f"""
-UPDATE stage_orders s SET
-    order_id = o.id, prev_status = o.status, prev_refund = o.refund_fen,
-    prev_customer = o.customer_id,
-    accepted = (o.source_time IS NULL OR CAST(:source_time AS timestamptz) IS NULL
-                OR CAST(:source_time AS timestamptz) >= o.source_time)
-           AND ({_rank_sql("s.status")} >= {_rank_sql("o.status")}
-                OR (o.status = 'refunding' AND CAST(:source_time AS timestamptz) > o.source_time))
-FROM orders o
-WHERE o.tenant_id = :tenant_id AND o.shop_id = :shop_id AND o.order_no = s.order_no
 """
 
 
@@ -384,6 +372,22 @@ _DATA = [
 _SEALED = ["receiver_name_enc", "receiver_phone_enc", "receiver_address_enc"]
 _UPDATED = [*_DATA, *_SEALED, "source_time", "import_id"]
 
+_EXISTING = f"""
+UPDATE stage_orders s SET
+    order_id = o.id, prev_status = o.status, prev_refund = o.refund_fen,
+    prev_customer = o.customer_id,
+    accepted = (o.source_time IS NULL OR CAST(:source_time AS timestamptz) IS NULL
+                OR CAST(:source_time AS timestamptz) >= o.source_time)
+           AND ({_rank_sql("s.status")} >= {_rank_sql("o.status")}
+                OR (o.status = 'refunding' AND CAST(:source_time AS timestamptz) > o.source_time)),
+    -- Known and identical: left out of the upsert, so a re-import does not even probe for it.
+    unchanged = ({", ".join("o." + c for c in _DATA)})
+                IS NOT DISTINCT FROM ({", ".join("s." + c for c in _DATA)})
+            AND (o.customer_id IS NOT NULL OR s.ident_key IS NULL)
+FROM orders o
+WHERE o.tenant_id = :tenant_id AND o.shop_id = :shop_id AND o.order_no = s.order_no
+"""
+
 _UPSERT = f"""
 WITH up AS (
     INSERT INTO orders AS o (tenant_id, id, shop_id, platform, order_no, customer_id,
@@ -396,7 +400,7 @@ WITH up AS (
     FROM stage_orders s
     LEFT JOIN stage_ident si
       ON si.ident_key = s.ident_key AND si.ident_shop IS NOT DISTINCT FROM s.ident_shop
-    WHERE s.accepted
+    WHERE s.accepted AND NOT s.unchanged
     ON CONFLICT (tenant_id, shop_id, order_no) DO UPDATE SET
         {", ".join(f"{c} = excluded.{c}" for c in _UPDATED)},
         customer_id = coalesce(o.customer_id, excluded.customer_id),

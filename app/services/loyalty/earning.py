@@ -57,23 +57,47 @@ _REACHED = (
     " OR NOT CAST(:needs_completion AS boolean))"
 )
 
+# Every statement starts from the ids and looks each row up by its primary key (a LATERAL
+# subquery with OFFSET 0 is never flattened into a join), so a batch costs the same whether the
+# tenant has a thousand orders or ten million, even while statistics lag behind a large load.
+_ORDER = (
+    "CROSS JOIN LATERAL (SELECT id, customer_id, status, paid_fen, refund_fen, completed_at"
+    " FROM orders WHERE tenant_id = CAST(:tenant_id AS uuid) AND id = i.id OFFSET 0) o"
+)
+_EARN = (
+    "CROSS JOIN LATERAL (SELECT * FROM loyalty_order_earns"
+    " WHERE tenant_id = CAST(:tenant_id AS uuid) AND order_id = i.id OFFSET 0) e"
+)
+
 _START = f"""
 INSERT INTO loyalty_order_earns (tenant_id, order_id, customer_id, status, points, base_fen,
     net_fen, reversed_points, program_version, earned_at, post_at, updated_at)
-SELECT o.tenant_id, o.id, o.customer_id, 'pending',
+SELECT CAST(:tenant_id AS uuid), o.id, o.customer_id, 'pending',
        floor((n.net::numeric * CAST(:per_yuan AS bigint) * ({{multiplier}})
               + CAST(:rounding AS integer)) / 10000)::bigint,
        n.net, n.net, 0, CAST(:version AS integer), :now, {_POST_AT}, :now
 FROM unnest(CAST(:ids AS uuid[])) AS i(id)
-JOIN orders o ON o.tenant_id = :tenant_id AND o.id = i.id
+{_ORDER}
 CROSS JOIN LATERAL (SELECT {_NET} AS net) n
-LEFT JOIN loyalty_accounts a ON a.tenant_id = o.tenant_id AND a.customer_id = o.customer_id
+LEFT JOIN LATERAL (SELECT tier FROM loyalty_accounts
+                   WHERE tenant_id = CAST(:tenant_id AS uuid) AND customer_id = o.customer_id
+                   OFFSET 0) a ON true
 WHERE o.customer_id IS NOT NULL AND n.net > 0 AND {_REACHED}
 ON CONFLICT DO NOTHING
 RETURNING customer_id
 """
 
-# Inside the window: a full refund voids, a partial one scales the points down.
+# Inside the window: a full refund voids, a partial one scales the points down. The rows to
+# change are found by key first; the UPDATE then touches only those.
+_PENDING_CHANGED = f"""
+SELECT e.order_id
+FROM unnest(CAST(:ids AS uuid[])) AS i(id)
+{_EARN}
+{_ORDER}
+WHERE e.status = 'pending'
+  AND ({_NET} <> e.net_fen OR (e.post_at IS NULL AND ({_POST_AT}) IS NOT NULL))
+"""
+
 _UPDATE_PENDING = f"""
 UPDATE loyalty_order_earns e SET
     status = CASE WHEN {_NET} = 0 THEN 'voided' ELSE e.status END,
@@ -84,30 +108,28 @@ UPDATE loyalty_order_earns e SET
     net_fen = {_NET},
     post_at = COALESCE(e.post_at, {_POST_AT}),
     updated_at = :now
-FROM unnest(CAST(:ids AS uuid[])) AS i(id), orders o
+FROM unnest(CAST(:ids AS uuid[])) AS i(id)
+{_ORDER}
 WHERE e.tenant_id = :tenant_id AND e.order_id = i.id AND e.status = 'pending'
-  AND o.tenant_id = :tenant_id AND o.id = i.id
-  AND ({_NET} <> e.net_fen OR (e.post_at IS NULL AND ({_POST_AT}) IS NOT NULL))
 RETURNING e.customer_id
 """
 
 _REFUNDED_AFTER_POSTING = f"""
 SELECT e.customer_id, e.order_id, {_NET} AS net
 FROM unnest(CAST(:ids AS uuid[])) AS i(id)
-JOIN loyalty_order_earns e ON e.tenant_id = :tenant_id AND e.order_id = i.id
-JOIN orders o ON o.tenant_id = :tenant_id AND o.id = i.id
-WHERE e.status = 'posted'
-  AND LEAST({_NET}, e.base_fen) < e.net_fen
+{_EARN}
+{_ORDER}
+WHERE e.status = 'posted' AND LEAST({_NET}, e.base_fen) < e.net_fen
 """
 
-# The joins start from the ids (not from the tenant's rows) so the plan stays an index lookup
-# per order even while the tables' statistics lag behind a large load.
-
-# One statement, one global order: concurrent loaders never deadlock on accounts.
+# Accounts are locked one by one in the order of the (sorted) list: one global order, so
+# concurrent loaders never deadlock on accounts.
 _LOCK_ACCOUNTS = """
-SELECT customer_id FROM loyalty_accounts
-WHERE tenant_id = :tenant_id AND customer_id = ANY(CAST(:customers AS uuid[]))
-ORDER BY customer_id FOR UPDATE
+SELECT a.customer_id
+FROM unnest(CAST(:customers AS uuid[])) AS c(id)
+CROSS JOIN LATERAL (SELECT customer_id FROM loyalty_accounts
+                    WHERE tenant_id = CAST(:tenant_id AS uuid) AND customer_id = c.id
+                    FOR UPDATE) a
 """
 
 
@@ -160,7 +182,11 @@ async def orders_changed(
     }
     started = await session.scalars(text(_START.format(multiplier=multiplier)), earning)
     touched = set(started)
-    touched.update(await session.scalars(text(_UPDATE_PENDING), params))
+    changed = list(await session.scalars(text(_PENDING_CHANGED), params))
+    if changed:
+        touched.update(
+            await session.scalars(text(_UPDATE_PENDING), {**params, "ids": sorted(changed)})
+        )
     refunded = (await session.execute(text(_REFUNDED_AFTER_POSTING), params)).all()
     touched.update(row.customer_id for row in refunded)
     if not touched:

@@ -116,26 +116,32 @@ async def recompute_tenant(
     return customers[-1] if len(customers) == limit else None
 
 
-_RECOMPUTE_MANY = f"""
-WITH measured AS (
-    SELECT a.customer_id, a.tier AS old_tier,
-           CASE WHEN CAST(:lifetime AS boolean) THEN a.lifetime_points
+# Measured account by account from the ids (primary-key lookups, never a scan of the tenant).
+_MEASURE_MANY = """
+SELECT c.id AS customer_id, a.tier AS old_tier, {tier} AS tier
+FROM unnest(CAST(:customers AS uuid[])) AS c(id)
+CROSS JOIN LATERAL (SELECT tier, lifetime_points FROM loyalty_accounts
+                    WHERE tenant_id = CAST(:tenant_id AS uuid) AND customer_id = c.id
+                    OFFSET 0) a
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN CAST(:lifetime AS boolean) THEN a.lifetime_points
                 ELSE (SELECT COALESCE(sum(e.net_fen), 0) FROM loyalty_order_earns e
-                      WHERE e.tenant_id = a.tenant_id AND e.customer_id = a.customer_id
+                      WHERE e.tenant_id = CAST(:tenant_id AS uuid) AND e.customer_id = c.id
                         AND e.status <> 'voided' AND e.earned_at > CAST(:since AS timestamptz)
                         AND e.earned_at <= CAST(:now AS timestamptz))
            END AS value
-    FROM loyalty_accounts a
-    WHERE a.tenant_id = :tenant_id AND a.customer_id = ANY(CAST(:customers AS uuid[]))
-), target AS (
-    SELECT customer_id, old_tier, {{tier}} AS tier FROM measured
-), changed AS (
+) m
+"""
+
+_APPLY_MANY = f"""
+WITH changed AS (
+    SELECT * FROM unnest(CAST(:customers AS uuid[]), CAST(:old AS text[]), CAST(:new AS text[]))
+        AS t(customer_id, old_tier, tier)
+), moved AS (
     UPDATE loyalty_accounts a SET tier = t.tier, tier_since = CAST(:now AS timestamptz),
         updated_at = CAST(:now AS timestamptz)
-    FROM target t
-    WHERE a.tenant_id = :tenant_id AND a.customer_id = t.customer_id
-      AND a.tier IS DISTINCT FROM t.tier
-    RETURNING a.customer_id, t.old_tier, t.tier
+    FROM changed t
+    WHERE a.tenant_id = CAST(:tenant_id AS uuid) AND a.customer_id = t.customer_id
 )
 INSERT INTO loyalty_tier_changes (tenant_id, id, customer_id, from_tier, to_tier, changed_at,
     cause)
@@ -153,7 +159,7 @@ async def recompute_many(
     now: datetime,
     cause: str,
 ) -> None:
-    """`recompute` for many accounts in one statement (call with them locked)."""
+    """`recompute` for many (locked) accounts: one statement measures, one applies the moves."""
     params: dict[str, object] = {
         "tenant_id": tenant_id,
         "customers": customers,
@@ -165,8 +171,22 @@ async def recompute_many(
     whens = []
     for n, tier in reversed(list(enumerate(program.settings.tiers))):
         params[f"code{n}"], params[f"threshold{n}"] = tier.code, tier.threshold
-        whens.append(f"WHEN value >= CAST(:threshold{n} AS bigint) THEN CAST(:code{n} AS text)")
-    await session.execute(text(_RECOMPUTE_MANY.format(tier=f"CASE {' '.join(whens)} END")), params)
+        whens.append(f"WHEN m.value >= CAST(:threshold{n} AS bigint) THEN CAST(:code{n} AS text)")
+    measured = await session.execute(
+        text(_MEASURE_MANY.format(tier=f"CASE {' '.join(whens)} END")), params
+    )
+    moves = [row for row in measured if row.tier != row.old_tier]
+    if not moves:
+        return
+    await session.execute(
+        text(_APPLY_MANY),
+        {
+            **params,
+            "customers": [row.customer_id for row in moves],
+            "old": [row.old_tier for row in moves],
+            "new": [row.tier for row in moves],
+        },
+    )
     # The statement changed rows the session may hold: reload those accounts on next use.
     wanted = set(customers)
     for held in list(session.identity_map.values()):

@@ -239,6 +239,7 @@ async def build(url: str, customers: int, orders: int) -> tuple[uuid.UUID, str, 
     timings["RFM recompute"] = await _timed(rfm) / 1000
     timings["lifecycle recompute"] = await _timed(lifecycle) / 1000
     timings["RFM recompute again (nothing changes)"] = await _timed(rfm) / 1000
+    timings["lifecycle recompute again (nothing changes)"] = await _timed(lifecycle) / 1000
     conn = await asyncpg.connect(url)
     await conn.execute("VACUUM ANALYZE customer_facts")
     await conn.close()

@@ -170,17 +170,8 @@ def _phones(vault: Vault, tenant_id: uuid.UUID, column: pl.Series) -> pl.DataFra
     return pl.DataFrame(rows, schema=dict.fromkeys(rows, pl.String()))
 
 
-def _receiver_hashes(vault: Vault, tenant_id: uuid.UUID, frame: pl.DataFrame) -> pl.DataFrame:
-    keys = frame.select(
-        pl.concat_str(
-            [
-                pl.col(c).fill_null("")
-                for c in ("receiver_name", "receiver_phone", "receiver_address")
-            ],
-            separator="\x1f",
-        ).alias("receiver_text")
-    )["receiver_text"]
-    values = keys.unique().to_list()
+def _receiver_hashes(vault: Vault, tenant_id: uuid.UUID, texts: pl.Series) -> pl.DataFrame:
+    values = texts.unique().to_list()
     return pl.DataFrame(
         {
             "receiver_text": values,
@@ -211,7 +202,9 @@ def prepare_orders(
         ("receiver_address", "street"),
     ):
         frame = frame.join(_sealed(vault, tenant_id, frame[column], kind), on=column, how="left")
-    frame = frame.join(_receiver_hashes(vault, tenant_id, frame), on="receiver_text", how="left")
+    frame = frame.join(
+        _receiver_hashes(vault, tenant_id, frame["receiver_text"]), on="receiver_text", how="left"
+    )
     frame = frame.join(
         _phones(vault, tenant_id, frame["receiver_phone"]), on="receiver_phone", how="left"
     )

@@ -7,6 +7,7 @@ Baselines in the same run: the same queue SELECT sent raw through asyncpg (the f
 queue) and a bare `count(*)` over the tenant's tickets (the floor for a report's scan).
 
     python -m bench.tickets_bench [--tickets 100000] [--events-per-ticket 10] [--full]
+    python -m bench.tickets_bench --full --reuse postgresql://.../kezhan_bench_tickets_xxxx
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from datetime import UTC, datetime
 
 import asyncpg
 import httpx
+from sqlalchemy import select
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.main import create_app
-from app.services.auth import create_tenant
+from app.models import Tenant
+from app.services.auth import Role, create_tenant, issue_key
 from bench.common import fresh_database
 
 NOW = datetime(2026, 6, 30, 4, 0, tzinfo=UTC)
@@ -123,6 +126,8 @@ FOLLOW_SQL = [
     """INSERT INTO ticket_surveys (tenant_id, ticket_id, score, recorded_at)
        SELECT tenant_id, id, 1 + floor(random() * 5)::int, resolved_at FROM tickets
        WHERE tenant_id = $1 AND resolved_at IS NOT NULL AND random() < 0.3""",
+    """UPDATE tickets t SET csat_score = s.score FROM ticket_surveys s
+       WHERE t.tenant_id = $1 AND s.tenant_id = $1 AND s.ticket_id = t.id""",
     f"""INSERT INTO nps_responses (tenant_id, id, customer_id, ticket_id, score, recorded_at)
         SELECT tenant_id, {_uuid7("created_at")}, customer_id, id, floor(random() * 11)::int,
                created_at FROM tickets WHERE tenant_id = $1 AND random() < 0.2""",
@@ -154,16 +159,27 @@ async def seed(url: str, tickets: int, per_ticket: int) -> tuple[str, str, dict[
         await conn.execute(TICKETS_SQL, tenant.id, NOW, tickets, customers, orders)
         timings["tickets"] = time.perf_counter() - started
         started = time.perf_counter()
-        await conn.execute(FOLLOW_SQL[0], tenant.id)
-        await conn.execute(FOLLOW_SQL[1], tenant.id, per_ticket)
-        await conn.execute(FOLLOW_SQL[2], tenant.id)
-        await conn.execute(FOLLOW_SQL[3], tenant.id)
+        for sql in FOLLOW_SQL:
+            await conn.execute(sql, *([tenant.id, per_ticket] if "$2" in sql else [tenant.id]))
         timings["events"] = time.perf_counter() - started
         await conn.execute("VACUUM ANALYZE")
         del noise
     finally:
         await conn.close()
     return str(tenant.id), issued.secret, timings
+
+
+async def reuse(url: str) -> tuple[str, str]:
+    """The tenant of an earlier run's database, with a new owner key."""
+    settings = Settings(database_url=url)
+    engine = create_engine(url, settings)
+    async with create_sessionmaker(engine)() as session:
+        tenant_id = await session.scalar(select(Tenant.id).where(Tenant.name == "bench"))
+        assert tenant_id is not None, "no bench tenant in this database"
+        issued = await issue_key(session, tenant_id, "bench rerun", Role.owner)
+        await session.commit()
+    await engine.dispose()
+    return str(tenant_id), issued.secret
 
 
 async def timed(call: Callable[[], Awaitable[object]], runs: int) -> dict[str, float]:
@@ -247,17 +263,22 @@ def main() -> None:
     parser.add_argument("--events-per-ticket", type=int, default=10)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--full", action="store_true", help="1,000,000 tickets (issue size)")
+    parser.add_argument("--reuse", help="measure again on the database of an earlier run (URL)")
     args = parser.parse_args()
     tickets = 1_000_000 if args.full else args.tickets
 
-    url = fresh_database("kezhan_bench_tickets")
-    tenant_id, key, timings = asyncio.run(seed(url, tickets, args.events_per_ticket))
+    if args.reuse:
+        url, timings = args.reuse, {"tickets": 0.0, "events": 0.0}
+        tenant_id, key = asyncio.run(reuse(url))
+    else:
+        url = fresh_database("kezhan_bench_tickets")
+        tenant_id, key, timings = asyncio.run(seed(url, tickets, args.events_per_ticket))
     results = asyncio.run(measure(url, tenant_id, key, args.runs))
 
     print(
         f"machine: {platform.platform()}, {os.cpu_count()} cores (shared); {tickets:,} tickets, "
         f"{tickets * args.events_per_ticket:,} events; generated in "
-        f"{timings['tickets']:.0f} s + {timings['events']:.0f} s"
+        f"{timings['tickets']:.0f} s + {timings['events']:.0f} s (0: reused {args.reuse})"
     )
     print("| request | runs | p50 ms | p95 ms | max ms |")
     print("| --- | ---: | ---: | ---: | ---: |")

@@ -143,6 +143,12 @@ def upgrade() -> None:
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("reopen_count", sa.Integer(), nullable=False),
+        sa.Column(
+            "csat_score",
+            sa.SmallInteger(),
+            nullable=True,
+            comment="Copy of the CSAT answer, so reports need no join.",
+        ),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -180,26 +186,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_tickets_assignee", "tickets", ["tenant_id", "assignee_id", "id"], unique=False
     )
-    op.create_index(
-        "ix_tickets_report",
-        "tickets",
-        ["tenant_id", "created_at"],
-        unique=False,
-        postgresql_include=[
-            "id",
-            "kind",
-            "category",
-            "channel",
-            "priority",
-            "assignee_id",
-            "first_responded_at",
-            "resolved_at",
-            "first_response_breached",
-            "resolution_breached",
-            "sla_due_at",
-            "reopen_count",
-        ],
-    )
+    op.create_index("ix_tickets_created_at", "tickets", ["tenant_id", "created_at"], unique=False)
     op.create_index(
         "ix_tickets_customer", "tickets", ["tenant_id", "customer_id", "id"], unique=False
     )
@@ -331,7 +318,7 @@ def downgrade() -> None:
     )
     op.drop_index("ix_tickets_order", table_name="tickets")
     op.drop_index("ix_tickets_customer", table_name="tickets")
-    op.drop_index("ix_tickets_report", table_name="tickets")
+    op.drop_index("ix_tickets_created_at", table_name="tickets")
     op.drop_index("ix_tickets_assignee", table_name="tickets")
     op.drop_table("tickets")
     op.drop_table("ticket_staff")

@@ -111,6 +111,7 @@ async def _generate(tenants: TenantFactory, runtime: Runtime, rng: random.Random
         tickets.append(ticket)
         if resolved is not None and rng.random() < 0.6:
             csat[ticket.id] = rng.randint(1, 5)
+            ticket.csat_score = csat[ticket.id]
             surveys.append(
                 TicketSurvey(
                     tenant_id=tenant.tenant_id, ticket_id=ticket.id, score=csat[ticket.id],

@@ -49,6 +49,7 @@ async def record_csat(
         recorded_at=now,
     )
     session.add(survey)
+    ticket.csat_score = data.score
     actor = await actor_of(session, principal)
     _event(session, ticket, actor, "survey_answered", {"score": data.score}, now)
     await session.flush()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -75,18 +74,12 @@ def _dotted(loc: Loc) -> str:
     return out
 
 
-@dataclass
-class _Budget:
-    nodes: int = 0
-    errors: list[FieldError] = field(default_factory=list)
-
-
 class FilterCompiler:
     """Compiles one filter for one tenant at one `now`."""
 
     def __init__(self, ctx: QueryContext) -> None:
         self.ctx = ctx
-        self.budget = _Budget()
+        self.nodes = 0
 
     def compile(self, tree: Any, loc: Loc) -> ColumnElement[bool]:
         return self._node(tree, loc, 1)
@@ -94,8 +87,8 @@ class FilterCompiler:
     def _node(self, node: Any, loc: Loc, depth: int) -> ColumnElement[bool]:
         if depth > MAX_DEPTH:
             raise _fail(loc, f"filters nest at most {MAX_DEPTH} levels deep")
-        self.budget.nodes += 1
-        if self.budget.nodes > MAX_NODES:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
             raise _fail(loc, f"a filter has at most {MAX_NODES} nodes")
         if not isinstance(node, dict):
             raise _fail(loc, "expected an object: and / or / not, a condition, or ordered")

@@ -305,9 +305,10 @@ async def export_segment(
     clock: ClockDep,
     segment_id: uuid.UUID,
 ) -> StreamingResponse:
-    segment = await saved.open_export(session, actor, segment_id)
+    now = clock()
+    segment = await saved.open_export(session, actor, segment_id, now)
     return StreamingResponse(
-        saved.export_segment(runtime.sessions, vault, actor, segment, clock()),
+        saved.export_segment(runtime.sessions, vault, actor, segment, now),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="segment-{segment.id}.csv"'},
     )

@@ -213,10 +213,15 @@ async def size_history(
     return list(reversed(list(rows)))
 
 
-async def open_export(session: AsyncSession, actor: Principal, segment_id: uuid.UUID) -> Segment:
-    """Check the caller may export this segment before any byte of the file is sent."""
+async def open_export(
+    session: AsyncSession, actor: Principal, segment_id: uuid.UUID, now: datetime
+) -> Segment:
+    """Check the caller may export this segment, and that its filter still compiles, before
+    any byte of the file is sent (an error after that could only cut the file short)."""
     actor.require("segments:export")
-    return await _load(session, actor.tenant_id, segment_id)
+    segment = await _load(session, actor.tenant_id, segment_id)
+    await _compile(session, segment.filter, actor.tenant_id, now, ("segment", "filter"))
+    return segment
 
 
 async def export_segment(

@@ -199,13 +199,16 @@ def _tmall_snapshot(list_file: ExportFile, detail_file: ExportFile | None) -> Pa
     notes: list[str] = []
     items = None
     item_rejections = empty_rejections()
-    tables = [list_table]
+    # keep only the counts of each table: its cells are dead weight once parsed
+    counts = [(list_table.records, list_table.duplicates, list_table.blank_lines)]
+    del list_table
     if detail_file is not None:
         detail_table = _read_table(detail_file)
-        tables.append(detail_table)
+        counts.append((detail_table.records, detail_table.duplicates, detail_table.blank_lines))
         items, item_rejections = tmall.parse_items(
             detail_table, _detected(detail_table, detail_file)
         )
+        del detail_table
     else:
         notes.append(f"{list_file.path.name}: no detail file, order lines not included")
     canonical, lines, orphans = tmall.join(orders, rejected_orders, items)
@@ -215,12 +218,12 @@ def _tmall_snapshot(list_file: ExportFile, detail_file: ExportFile | None) -> Pa
         platform="tmall",
         export_time=list_file.export_time,
         files=files,
-        rows_read=sum(t.records for t in tables),
+        rows_read=sum(c[0] for c in counts),
         orders=canonical,
         items=lines,
         rejections=_sorted(rejections),
-        duplicates=sum(t.duplicates for t in tables),
-        blank_lines=sum(t.blank_lines for t in tables),
+        duplicates=sum(c[1] for c in counts),
+        blank_lines=sum(c[2] for c in counts),
         notes=notes,
         has_items=detail_file is not None,
     )

@@ -271,7 +271,8 @@ CREATE TEMP TABLE IF NOT EXISTS stage_orders (
     phone_masked text, display_name text,
     order_id uuid DEFAULT {UUID7_SQL}, prev_status text, prev_refund bigint,
     prev_customer uuid,
-    accepted boolean NOT NULL DEFAULT true, unchanged boolean NOT NULL DEFAULT false
+    known boolean NOT NULL DEFAULT false, accepted boolean NOT NULL DEFAULT true,
+    unchanged boolean NOT NULL DEFAULT false
 ) ON COMMIT DROP;
 CREATE TEMP TABLE IF NOT EXISTS stage_items (
     order_no text, line_no int, sub_order_no text, title text, sku text, merchant_code text,
@@ -363,11 +364,10 @@ _DATA = [
     "buyer_message", "seller_memo", "item_count",
 ]  # fmt: skip
 _SEALED = ["receiver_name_enc", "receiver_phone_enc", "receiver_address_enc"]
-_UPDATED = [*_DATA, *_SEALED, "source_time", "import_id"]
 
 _EXISTING = f"""
 UPDATE stage_orders s SET
-    order_id = o.id, prev_status = o.status, prev_refund = o.refund_fen,
+    known = true, order_id = o.id, prev_status = o.status, prev_refund = o.refund_fen,
     prev_customer = o.customer_id,
     accepted = (o.source_time IS NULL OR CAST(:source_time AS timestamptz) IS NULL
                 OR CAST(:source_time AS timestamptz) >= o.source_time)
@@ -381,44 +381,60 @@ FROM orders o
 WHERE o.tenant_id = :tenant_id AND o.shop_id = :shop_id AND o.order_no = s.order_no
 """
 
-_UPSERT = f"""
-WITH up AS (
-    INSERT INTO orders AS o (tenant_id, id, shop_id, platform, order_no, customer_id,
-                             {", ".join(_DATA + _SEALED)}, source_time, import_id,
-                             created_at, updated_at)
-    SELECT :tenant_id, s.order_id, :shop_id, :platform, s.order_no,
-           coalesce(s.prev_customer, si.customer_id),
-           {", ".join("s." + c for c in _DATA + _SEALED)},
-           CAST(:source_time AS timestamptz), CAST(:import_id AS uuid), now(), now()
-    FROM stage_orders s
+_CUSTOMER_JOIN = """
     LEFT JOIN stage_ident si
       ON si.ident_key = s.ident_key AND si.ident_shop IS NOT DISTINCT FROM s.ident_shop
-    WHERE s.accepted AND NOT s.unchanged
-    ON CONFLICT (tenant_id, shop_id, order_no) DO UPDATE SET
-        {", ".join(f"{c} = excluded.{c}" for c in _UPDATED)},
-        customer_id = coalesce(o.customer_id, excluded.customer_id),
+"""
+
+# The shop's advisory lock makes "not known" mean "new": a plain INSERT, no conflict arbitration.
+_INSERT_NEW = f"""
+WITH ins AS (
+    INSERT INTO orders (tenant_id, id, shop_id, platform, order_no, customer_id,
+                        {", ".join(_DATA + _SEALED)}, source_time, import_id,
+                        created_at, updated_at)
+    SELECT :tenant_id, s.order_id, :shop_id, :platform, s.order_no, si.customer_id,
+           {", ".join("s." + c for c in _DATA + _SEALED)},
+           CAST(:source_time AS timestamptz), CAST(:import_id AS uuid), now(), now()
+    FROM stage_orders s {_CUSTOMER_JOIN}
+    WHERE NOT s.known
+    RETURNING id, customer_id, status, refund_fen
+)
+INSERT INTO load_touched (order_id, customer_id, inserted, status, refund_fen)
+SELECT id, customer_id, true, status, refund_fen FROM ins
+"""
+
+_UPDATE_KNOWN = f"""
+WITH up AS (
+    UPDATE orders o SET
+        {", ".join(f"{c} = s.{c}" for c in _DATA + _SEALED)},
+        customer_id = coalesce(o.customer_id, si.customer_id),
+        source_time = CAST(:source_time AS timestamptz),
+        import_id = CAST(:import_id AS uuid),
         updated_at = now()
-    WHERE ({", ".join("o." + c for c in _DATA)}, o.customer_id)
-          IS DISTINCT FROM
-          ({", ".join("excluded." + c for c in _DATA)},
-           coalesce(o.customer_id, excluded.customer_id))
-    RETURNING o.id, o.customer_id, (o.xmax = 0) AS inserted, o.status, o.refund_fen
+    FROM stage_orders s {_CUSTOMER_JOIN}
+    WHERE s.known AND s.accepted AND NOT s.unchanged
+      AND o.tenant_id = :tenant_id AND o.id = s.order_id
+    RETURNING o.id, o.customer_id, o.status, o.refund_fen, s.prev_status, s.prev_refund
 )
 INSERT INTO load_touched (order_id, customer_id, inserted, status, prev_status, refund_fen,
                           prev_refund)
-SELECT up.id, up.customer_id, up.inserted, up.status, s.prev_status, up.refund_fen,
-       s.prev_refund
-FROM up JOIN stage_orders s ON s.order_id = up.id
+SELECT id, customer_id, false, status, prev_status, refund_fen, prev_refund FROM up
 """
 
 _SEEN = "INSERT INTO load_seen SELECT order_no FROM stage_orders ON CONFLICT DO NOTHING"
 
 _ITEM_DATA = _ITEM_COLUMNS[2:]
 
+_INSERT_NEW_ITEMS = f"""
+INSERT INTO order_items (tenant_id, order_id, line_no, {", ".join(_ITEM_DATA)})
+SELECT :tenant_id, s.order_id, si.line_no, {", ".join("si." + c for c in _ITEM_DATA)}
+FROM stage_items si JOIN stage_orders s ON s.order_no = si.order_no AND NOT s.known
+"""
+
 _UPSERT_ITEMS = f"""
 INSERT INTO order_items AS i (tenant_id, order_id, line_no, {", ".join(_ITEM_DATA)})
 SELECT :tenant_id, s.order_id, si.line_no, {", ".join("si." + c for c in _ITEM_DATA)}
-FROM stage_items si JOIN stage_orders s ON s.order_no = si.order_no AND s.accepted
+FROM stage_items si JOIN stage_orders s ON s.order_no = si.order_no AND s.known AND s.accepted
 ON CONFLICT (tenant_id, order_id, line_no) DO UPDATE SET
     {", ".join(f"{c} = excluded.{c}" for c in _ITEM_DATA)}
 WHERE ({", ".join("i." + c for c in _ITEM_DATA)})
@@ -429,7 +445,8 @@ WHERE ({", ".join("i." + c for c in _ITEM_DATA)})
 _DROP_OLD_ITEMS = """
 DELETE FROM order_items i
 USING (SELECT s.order_id, max(si.line_no) AS last_line
-       FROM stage_items si JOIN stage_orders s ON s.order_no = si.order_no AND s.accepted
+       FROM stage_items si
+       JOIN stage_orders s ON s.order_no = si.order_no AND s.known AND s.accepted
        GROUP BY s.order_id) kept
 WHERE i.tenant_id = :tenant_id AND i.order_id = kept.order_id AND i.line_no > kept.last_line
 """
@@ -575,12 +592,14 @@ async def load_snapshots(
         with _timed(counts, "identity_s"):
             await _resolve_buyers(session, params)
         with _timed(counts, "upsert_s"):
-            await session.execute(text(_UPSERT), params)
+            await session.execute(text(_INSERT_NEW), params)
+            await session.execute(text(_UPDATE_KNOWN), params)
             await session.execute(text(_SEEN))
         with _timed(counts, "items_s"):
-            items = await session.execute(text(_UPSERT_ITEMS), params)
+            for statement in (_INSERT_NEW_ITEMS, _UPSERT_ITEMS):
+                written = await session.execute(text(statement), params)
+                counts.items_written += max(getattr(written, "rowcount", 0), 0)
             await session.execute(text(_DROP_OLD_ITEMS), params)
-        counts.items_written += max(getattr(items, "rowcount", 0), 0)
         counts.items += snapshot.items.height
         stale = await session.scalar(text("SELECT count(*) FROM stage_orders WHERE NOT accepted"))
         counts.orders_stale += int(stale or 0)

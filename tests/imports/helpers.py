@@ -15,8 +15,6 @@ from app.runtime import Runtime
 from tests.factories import TenantCtx
 
 SAMPLES = Path(__file__).parent / "samples"
-if not SAMPLES.exists():
-    SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 
 SETS = ["set1-tmall2019-pdd2020", "set2-tmall2016-pdd2023"]
 

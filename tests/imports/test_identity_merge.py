@@ -176,3 +176,27 @@ async def test_merge_rules(tenant: TenantCtx, tenants: TenantFactory) -> None:
             json={"other_customer_id": stranger["id"]},
         )
     ).status_code == 404
+
+
+async def test_a_full_phone_alone_identifies_the_buyer(tenant: TenantCtx) -> None:
+    shop = await tenant.shop("o2o")
+    phone, known_phone = unique_mobile(), unique_mobile()
+    known = await tenant.customer(phones=[known_phone])
+    counts = await _batch(
+        tenant,
+        shop["id"],
+        _order("Q-1", receiver_phone=known_phone),
+        _order("Q-2", receiver_phone=phone),
+        _order("Q-3", receiver_phone=phone),
+        _order("Q-4"),
+    )
+    assert counts["customers_matched"] == 1
+    assert counts["customers_created"] == 1
+    assert counts["anonymous"] == 1
+    assert await _customer_of(tenant, "Q-1") == known["id"]
+    new_customer = await _customer_of(tenant, "Q-2")
+    assert new_customer == await _customer_of(tenant, "Q-3")
+    assert await _customer_of(tenant, "Q-4") is None
+    profile = (await tenant.request("GET", f"/api/v1/customers/{new_customer}")).json()
+    assert profile["phones"] == [phone]
+    assert profile["identities"] == []

@@ -109,6 +109,7 @@ _STAGE_COLUMNS = [
     "ordered_at", "paid_at", "shipped_at", "completed_at",
     "buyer_message", "seller_memo", "item_count",
     "ident_key", "ident_shop", "phone_hash", "phone_enc", "phone_masked", "display_name",
+    "phone_only",
 ]  # fmt: skip
 
 _ITEM_COLUMNS = [
@@ -215,20 +216,24 @@ def prepare_orders(
         [pl.col(c).fill_null("") for c in ("province", "city", "district")], separator="|"
     )
     has_key = key.is_not_null() & (key != "")
+    phone_only = ~has_key & pl.col("phone_hash").is_not_null()
     frame = frame.with_columns(
         # A masked key is only as good as the region it came with: scope it to this shop and place.
-        pl.when(~has_key)
-        .then(None)
-        .when(masked)
+        pl.when(has_key & masked)
         .then(pl.concat_str([key, region], separator="|"))
-        .otherwise(key)
+        .when(has_key)
+        .then(key)
+        .when(phone_only)
+        .then(pl.concat_str([pl.lit("phone:"), pl.col("phone_hash")]))
+        .otherwise(None)
         .alias("ident_key"),
         pl.when(has_key & masked)
         .then(pl.lit(str(target.shop_id)))
         .otherwise(None)
         .alias("ident_shop"),
-        pl.when(has_key & ~masked).then(pl.col("phone_hash")).otherwise(None).alias("phone_hash"),
-        pl.when(masked | (target.platform != "tmall"))
+        pl.when(has_key & masked).then(None).otherwise(pl.col("phone_hash")).alias("phone_hash"),
+        phone_only.alias("phone_only"),
+        pl.when(masked | ~has_key | (target.platform != "tmall"))
         .then(pl.col("receiver_name_masked"))
         .otherwise(key)
         .alias("display_name"),
@@ -268,7 +273,7 @@ CREATE TEMP TABLE IF NOT EXISTS stage_orders (
     received_fen bigint, refund_fen bigint, ordered_at timestamptz, paid_at timestamptz,
     shipped_at timestamptz, completed_at timestamptz, buyer_message text, seller_memo text,
     item_count int, ident_key text, ident_shop uuid, phone_hash bytea, phone_enc bytea,
-    phone_masked text, display_name text,
+    phone_masked text, display_name text, phone_only boolean,
     order_id uuid DEFAULT {UUID7_SQL}, prev_status text, prev_refund bigint,
     prev_customer uuid,
     known boolean NOT NULL DEFAULT false, accepted boolean NOT NULL DEFAULT true,
@@ -293,7 +298,7 @@ TRUNCATE stage_orders, stage_items, load_touched, load_seen, load_customers;
 _IDENTITIES = """
 CREATE TEMP TABLE stage_ident ON COMMIT DROP AS
 SELECT DISTINCT ON (ident_key, ident_shop)
-       ident_key, ident_shop, phone_hash, phone_enc, phone_masked, display_name,
+       ident_key, ident_shop, phone_hash, phone_enc, phone_masked, display_name, phone_only,
        province, city, district, NULL::uuid AS customer_id, NULL::text AS via
 FROM stage_orders
 WHERE ident_key IS NOT NULL AND prev_customer IS NULL AND accepted
@@ -337,7 +342,7 @@ _INSERT_IDENTITIES = f"""
 INSERT INTO customer_identities (tenant_id, id, customer_id, platform, shop_id, buyer_key,
                                  created_at)
 SELECT :tenant_id, {UUID7_SQL}, customer_id, :platform, ident_shop, left(ident_key, 200), now()
-FROM stage_ident WHERE via IN ('new', 'phone')
+FROM stage_ident WHERE via IN ('new', 'phone') AND NOT phone_only
 ON CONFLICT DO NOTHING
 """
 
@@ -603,9 +608,10 @@ async def load_snapshots(
         counts.items += snapshot.items.height
         stale = await session.scalar(text("SELECT count(*) FROM stage_orders WHERE NOT accepted"))
         counts.orders_stale += int(stale or 0)
-        counts.anonymous += snapshot.orders.filter(
-            pl.col("buyer_key").is_null() | (pl.col("buyer_key").str.strip_chars() == "")
-        ).height
+        anonymous = await session.scalar(
+            text("SELECT count(*) FROM stage_orders WHERE ident_key IS NULL")
+        )
+        counts.anonymous += int(anonymous or 0)
         with _timed(counts, "rejections_s"):
             await _store_rejections(session, target, snapshot.rejections, counts.rejected)
         counts.rejected += snapshot.rejections.height

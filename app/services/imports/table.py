@@ -1,10 +1,12 @@
 """A CSV export as a table of string cells, each record with its physical line number.
 
-The text is split into physical lines by polars; a record continues over line breaks while its
-double quotes are unbalanced (line breaks inside quoted 买家留言). That gives every record its
-first physical line (header = 1, blank lines and in-cell breaks counted), its field count (bad
-counts are rejected, not guessed at) and exact-duplicate detection, all columnar. The good records
-are then parsed by polars' CSV reader.
+Polars' streaming engine scans the file's physical lines once and keeps only numbers per line:
+a record continues over line breaks while its double quotes are unbalanced (line breaks inside
+quoted 买家留言), which gives every record its first physical line (header = 1, blank lines and
+in-cell breaks counted), its field count (bad counts are rejected, not guessed at) and a hash for
+exact-duplicate detection. Polars' CSV reader then reads the cells of the wanted columns; its
+records line up with ours one for one. Record texts are read back only where needed (the header,
+rejected records, records spanning several lines).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ HEADER_SEARCH_RECORDS = 30
 RAW_LIMIT = 2000
 LINE = "__line"
 INDEX = "__record"
+END = "__end_line"
 UNIT_SEPARATOR = "\x1f"  # never in exports: reading with it gives whole physical lines
 RAW = "__raw"
 FIELD_RE = r'(?:[^,"]|"(?:[^"]|"")*")*'
@@ -64,81 +67,127 @@ def read_csv_table(
     cells; the two agree record for record, so no Python object per row is ever built.
     `wanted(header)` names the columns to keep (all by default): a 61-column export is mostly
     columns no one reads, and skipping them halves the memory of a large file."""
-    records, ends_with_newline = _scan(file, path)
+    records, ends_with_newline = _record_stats(file, path)
     blank_lines = records.filter(pl.col("blank")).height
-    header_at, header_line, header_cells = _find_header(records.filter(~pl.col("blank")))
+    head = _texts(file, path, records.filter(~pl.col("blank")).head(HEADER_SEARCH_RECORDS))
+    header_at, header_line, header_cells = _find_header(head)
     header = unique_names(header_cells)
     columns = sorted(set(wanted(header) if wanted else header), key=header.index)
     records = records.filter(~pl.col("blank") & (pl.col(INDEX) > header_at))
     if records.height == 0:
         raise ExportFileError("empty", f"{file} has a header but no rows", file)
-    records = records.with_columns(
-        # commas outside quoted cells (counting matches allocates no text)
-        (
-            pl.col(RAW).str.count_matches(r'"[^"]*"|,')
-            - pl.col(RAW).str.count_matches(r'"[^"]*"')
-            + 1
-        ).alias("fields"),
-        pl.col(RAW).is_first_distinct().alias("first"),
-    )
     last = records.row(records.height - 1, named=True)
     if not ends_with_newline and last["fields"] < len(header):
         raise ExportFileError(
             "truncated", f"{file} ends in the middle of a row (line {last[LINE]})", file
         )
     total = records.height
-    records = records.filter(pl.col("first"))
+    records = records.filter(pl.col("hash").is_first_distinct())
     duplicates = total - records.height
     good_mask = pl.col("fields") == len(header)
-    bad = records.filter(~good_mask).select(LINE, RAW)
-    good = records.filter(good_mask).select(INDEX, LINE)
-    del records  # the text of every record is not kept while the cells are read
+    bad = _texts(file, path, records.filter(~good_mask)).select(LINE, RAW)
+    good = records.filter(good_mask).select(INDEX, LINE, END)
+    del records
     frame = _cells(path, header, columns, good.with_columns(pl.col(INDEX) - header_at), header_line)
     if frame is None:  # polars split records differently (odd quoting): parse our records
-        again, _ = _scan(file, path)
-        texts = again.join(good, on=INDEX, how="semi").select(LINE, RAW)
+        texts = _texts(file, path, good).select(LINE, RAW)
         frame = _parse_records(file, texts, header).select(*columns, LINE)
     return RawTable(file, header, frame, bad, total, blank_lines, duplicates)
 
 
-def _scan(file: str, path: Path) -> tuple[pl.DataFrame, bool]:
-    """Records (INDEX, LINE, RAW, blank) of the file, and whether it ends with a newline."""
-    lines = _physical_lines(file, path)
-    ends_with_newline = _ends_with_newline(path)
-    lines = lines.with_columns(pl.col("t").fill_null(""))
-    if lines.height == 0 or lines.select(pl.col("t").str.contains(BLANK_RE).all()).item():
-        raise ExportFileError("empty", f"{file} is empty", file)
-    records = _records(file, lines)
-    del lines
-    records = records.with_row_index(INDEX).with_columns(
-        pl.col(RAW).str.contains(BLANK_RE).alias("blank")
-    )
-    return records, ends_with_newline
-
-
-def _physical_lines(file: str, path: Path) -> pl.DataFrame:
-    try:
-        lines = pl.read_csv(
+def _lines(path: Path) -> pl.LazyFrame:
+    """The file's physical lines (LINE from 1, text `t`), lazily: never all held at once."""
+    return (
+        pl.scan_csv(
             path,
             has_header=False,
             separator=UNIT_SEPARATOR,
             quote_char=None,
             infer_schema=False,
-            new_columns=["t"],
-            schema_overrides={"t": pl.String},
+            schema={"t": pl.String},
             truncate_ragged_lines=True,
             raise_if_empty=False,
         )
+        .with_row_index(LINE, offset=1)
+        .with_columns(pl.col(LINE).cast(pl.Int64), pl.col("t").fill_null(""))
+    )
+
+
+def _stats(text: pl.Expr) -> list[pl.Expr]:
+    return [
+        # commas outside quoted cells (counting matches allocates no text)
+        (text.str.count_matches(r'"[^"]*"|,') - text.str.count_matches(r'"[^"]*"') + 1)
+        .cast(pl.Int64)
+        .alias("fields"),
+        text.str.contains(BLANK_RE).alias("blank"),
+        text.hash().alias("hash"),
+    ]
+
+
+def _record_stats(file: str, path: Path) -> tuple[pl.DataFrame, bool]:
+    """One small row per record: INDEX, first LINE, last line END, field count, blank flag and
+    a 64-bit hash of its text (exact-duplicate detection). The line texts are scanned with
+    polars' streaming engine and dropped; only records spanning several lines (line breaks in
+    quoted cells, rare) are re-read to be measured as a whole."""
+    t = pl.col("t")
+    try:
+        lines = (
+            _lines(path)
+            .select(LINE, t.str.count_matches('"', literal=True).alias("quotes"), *_stats(t))
+            .collect(engine="streaming")
+        )
     except pl.exceptions.ComputeError as exc:
         raise undecodable_utf8(file, path.read_bytes()) from exc
-    if lines.width == 0:
-        return pl.DataFrame(
-            {LINE: pl.Series([], dtype=pl.Int64), "t": pl.Series([], dtype=pl.String)}
+    ends_with_newline = _ends_with_newline(path)
+    if lines.height == 0 or lines.get_column("blank").all():
+        raise ExportFileError("empty", f"{file} is empty", file)
+    open_quote = pl.col("quotes").cum_sum() % 2
+    lines = lines.with_columns(open_quote.alias("open"))
+    if lines.get_column("open").item(-1) != 0:
+        raise ExportFileError(
+            "truncated", f"{file} ends inside a quoted cell: the file is cut short", file
         )
-    return (
-        lines.select(pl.col(lines.columns[0]).alias("t"))
-        .with_row_index(LINE, offset=1)
+    record = (pl.col("open") == 0).cast(pl.Int64).cum_sum().shift(1, fill_value=0)
+    lines = lines.with_columns(record.alias(INDEX).cast(pl.UInt32))
+    spans = lines.group_by(INDEX).agg(pl.col(LINE).min(), pl.col(LINE).max().alias(END))
+    multi = spans.filter(pl.col(END) > pl.col(LINE))
+    records = lines.filter(pl.col(INDEX).is_first_distinct()).select(
+        INDEX, LINE, "fields", "blank", "hash"
+    )
+    records = records.join(spans.select(INDEX, END), on=INDEX).sort(INDEX)
+    if multi.height:
+        joined = _texts(file, path, multi).select(INDEX, *_stats(pl.col(RAW)))
+        records = records.update(joined, on=INDEX)
+    return records, ends_with_newline
+
+
+def _texts(file: str, path: Path, records: pl.DataFrame) -> pl.DataFrame:
+    """INDEX, LINE, RAW of the given records (INDEX, LINE, END), read back from the file."""
+    if records.height == 0:
+        return pl.DataFrame(
+            {
+                INDEX: pl.Series([], dtype=pl.UInt32),
+                LINE: pl.Series([], dtype=pl.Int64),
+                RAW: pl.Series([], dtype=pl.String),
+            }
+        )
+    wanted = (
+        records.select(INDEX, pl.int_ranges(LINE, pl.col(END) + 1).alias(LINE))
+        .explode(LINE)
         .with_columns(pl.col(LINE).cast(pl.Int64))
+    )
+    last = wanted.get_column(LINE).max()
+    found = (
+        _lines(path)
+        .head(last if isinstance(last, int) else 0)  # the reader stops after the last one
+        .join(wanted.lazy(), on=LINE, how="inner")
+        .collect(engine="streaming")
+        .sort(LINE)
+    )
+    return (
+        found.group_by(INDEX, maintain_order=True)
+        .agg(pl.col(LINE).first(), pl.col("t").str.join("\n").alias(RAW))
+        .with_columns(pl.col(INDEX).cast(pl.UInt32))
     )
 
 
@@ -175,32 +224,6 @@ def _cells(
     if cells.height != good.height:
         return None
     return cells.with_columns(good.get_column(LINE)).drop(INDEX)
-
-
-def _records(file: str, lines: pl.DataFrame) -> pl.DataFrame:
-    """Group physical lines into CSV records: a record ends where its quotes balance."""
-    lines = lines.with_columns(
-        (pl.col("t").str.count_matches('"', literal=True).cum_sum() % 2).alias("open")
-    )
-    if lines.get_column("open").item(-1) != 0:
-        raise ExportFileError(
-            "truncated", f"{file} ends inside a quoted cell: the file is cut short", file
-        )
-    if not (lines.get_column("open") != 0).any():
-        return lines.select(LINE, pl.col("t").alias(RAW))
-    record = (pl.col("open") == 0).cast(pl.Int64).cum_sum().shift(1, fill_value=0)
-    lines = lines.with_columns(record.alias("record")).with_columns(
-        (pl.len().over("record") > 1).alias("multi")
-    )
-    # Only the few records spanning several lines are joined; the others keep their line's
-    # text as is (no copy of the whole file).
-    joined = (
-        lines.filter(pl.col("multi"))
-        .group_by("record", maintain_order=True)
-        .agg(pl.col(LINE).first(), pl.col("t").str.join("\n").alias(RAW))
-    )
-    single = lines.filter(~pl.col("multi")).select("record", LINE, pl.col("t").alias(RAW))
-    return pl.concat([single, joined]).sort("record").drop("record")
 
 
 def _find_header(records: pl.DataFrame) -> tuple[int, int, list[str]]:

@@ -198,3 +198,25 @@ async def test_customer_orders_and_cursor_pages(tenant: TenantCtx) -> None:
     assert second["next_cursor"] is None
     mine = (await tenant.request("GET", f"/api/v1/customers/{customer_id}/orders")).json()
     assert len(mine["items"]) == 5
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        "pending_payment",
+        "paid",
+        "shipped",
+        "completed",
+        "closed",
+        "refunding",
+        "refunded",
+        "partially_refunded",
+    ],
+)
+async def test_every_status_is_stored_and_filterable(tenant: TenantCtx, status: str) -> None:
+    shop = await tenant.shop("offline")
+    await _batch(tenant, shop["id"], [_order(f"S-{status}", status=status)])
+    listed = await tenant.request(
+        "GET", "/api/v1/orders", params={"shop_id": shop["id"], "status": status}
+    )
+    assert [o["order_no"] for o in listed.json()["items"]] == [f"S-{status}"]

@@ -8,6 +8,7 @@ counts as a change) are written down in docs/order-sync.md.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 import uuid
@@ -508,7 +509,8 @@ async def _stage_snapshot(
     counts: LoadCounts,
 ) -> None:
     _check_unique(snapshot.orders)
-    staged, timings = prepare_orders(vault, target, snapshot.orders)
+    # Sealing is CPU work (one AES-GCM per distinct value): off the event loop.
+    staged, timings = await asyncio.to_thread(prepare_orders, vault, target, snapshot.orders)
     for name, value in timings.items():
         counts.timings[name] = counts.timings.get(name, 0.0) + value
     await session.execute(text("TRUNCATE stage_orders, stage_items"))

@@ -34,6 +34,8 @@ from tests.factories import TenantFactory
 class TestClock:
     """Real time unless a test pins it; `advance` moves a pinned clock."""
 
+    __test__ = False  # a fixture, not a test class
+
     def __init__(self) -> None:
         self.pinned: datetime | None = None
 

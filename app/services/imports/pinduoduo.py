@@ -109,10 +109,11 @@ def parse_orders(
     order_no = pl.col(f["order_no"])
     numbers = [f[m] for m in (*MONEY, "quantity") if m in f]
     times = [f[t] for t in ("ordered_at", "paid_at", "shipped_at", "completed_at") if t in f]
-    frame = c.clean(table.frame, list(f.values()), numbers, times)
+    frame = c.clean(table.take_frame(), list(f.values()), numbers, times)
     valid, rejected = split_valid(
         frame, checks(table, det, limit), table.file, order_no, table.raw_of_cells()
     )
+    del frame
     rejected = pl.concat([bad_rejections(table, f["order_no"]), rejected])
     name, phone = _text(det, "receiver_name"), _text(det, "receiver_phone")
     has_identity = name.is_not_null() | phone.is_not_null()

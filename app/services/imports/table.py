@@ -34,7 +34,7 @@ FIELD_RE = r'(?:[^,"]|"(?:[^"]|"")*")*'
 BLANK_RE = r"^[\s,]*$"
 
 
-@dataclass(frozen=True)
+@dataclass
 class RawTable:
     """Cells of one export file as written (strings) with each record's physical LINE."""
 
@@ -51,6 +51,12 @@ class RawTable:
         index = self.header.index(column)
         pattern = rf"^(?:{FIELD_RE},){{{index}}}({FIELD_RE})"
         return pl.col(RAW).str.extract(pattern, 1)
+
+    def take_frame(self) -> pl.DataFrame:
+        """Hand the cells over (the table keeps an empty frame of the same columns), so the
+        raw cells are freed as soon as the parser has its cleaned copy."""
+        frame, self.frame = self.frame, self.frame.clear()
+        return frame
 
     def raw_of_cells(self) -> pl.Expr:
         """A record rebuilt from the cells read (the columns Kezhan uses), comma-joined: holding

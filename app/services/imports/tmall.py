@@ -96,10 +96,11 @@ def parse_list(
     order_no = pl.col(f["order_no"])
     numbers = [f[m] for m in (*LIST_MONEY, "item_count") if m in f]
     times = [f[t] for t in TIMES if t in f]
-    frame = c.clean(table.frame, list(f.values()), numbers, times)
+    frame = c.clean(table.take_frame(), list(f.values()), numbers, times)
     valid, rejected = split_valid(
         frame, list_checks(table, det, limit), table.file, order_no, table.raw_of_cells()
     )
+    del frame
     rejected = pl.concat([bad_rejections(table, f["order_no"]), rejected])
     address = _text(det, "address")
     # `省 市 区 街道(邮编)`: split on the first three spaces (the street may hold more)
@@ -165,10 +166,11 @@ def parse_items(table: RawTable, det: Detected) -> tuple[pl.DataFrame, pl.DataFr
     f = det.fields
     order_no = pl.col(f["order_no"])
     numbers = [f[m] for m in (*ITEM_MONEY, "quantity") if m in f]
-    frame = c.clean(table.frame, list(f.values()), numbers, [])
+    frame = c.clean(table.take_frame(), list(f.values()), numbers, [])
     valid, rejected = split_valid(
         frame, item_checks(table, det), table.file, order_no, table.raw_of_cells()
     )
+    del frame
     rejected = pl.concat([bad_rejections(table, f["order_no"]), rejected])
     items = valid.select(
         order_no.alias("order_no"),

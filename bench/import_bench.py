@@ -37,6 +37,7 @@ from app.services import shops
 from app.services.auth import Principal, Role, create_tenant
 from app.services.demo_exports import write_pdd_export, write_tmall_export
 from app.services.imports import pipeline
+from app.services.imports.parse import parse_export
 from app.services.imports.terminal import DiskUpload
 from bench.common import bench_keys, fresh_database
 
@@ -127,7 +128,7 @@ async def _orm_baseline(
     """What a user would write with the ORM: for each parsed order, look its buyer up (create
     the customer and identity when new), look the order up (update or add), add its items;
     flush every 1,000 orders. Parsing is not timed here (the import's time includes it)."""
-    parsed = await asyncio.to_thread(pipeline.parsers().parse_export, files, fmt)
+    parsed = await asyncio.to_thread(parse_export, files, fmt)
     platform = Platform.tmall if fmt == "tmall" else Platform.pinduoduo
     async with runtime.sessions() as session:
         shop = await shops.create_shop(

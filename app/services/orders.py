@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,14 +38,11 @@ from app.services.paging import cursor_id, encode_cursor
 BATCH_SCOPE = "orders.batch"
 
 
-def loyalty_hook() -> OrdersChangedHook | None:
-    """The loyalty domain's `orders_changed`, when that domain is installed."""
-    try:
-        module = importlib.import_module("app.services.loyalty.hooks")
-    except ModuleNotFoundError:
-        return None
-    hook: OrdersChangedHook | None = getattr(module, "orders_changed", None)
-    return hook
+def loyalty_hook() -> OrdersChangedHook:
+    """The loyalty domain's `orders_changed` (imported late: loyalty imports identities)."""
+    from app.services.loyalty.hooks import orders_changed
+
+    return orders_changed
 
 
 async def shop_of(session: AsyncSession, tenant_id: uuid.UUID, shop_id: uuid.UUID) -> Shop:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib
-import logging
 import shutil
 import time
 import uuid
@@ -33,12 +31,11 @@ from app.runtime import Runtime
 from app.schemas.imports import ImportOut, ImportProgress, ImportStatus
 from app.services import idempotency
 from app.services.auth import Principal
-from app.services.imports.export import ExportFile, ExportFileError, ParsedExport
+from app.services.imports import parse
+from app.services.imports.export import ExportFileError, ParsedExport
 from app.services.imports.load import LoadTarget, Snapshot, load_snapshots
 from app.services.orders import loyalty_hook, shop_of
 from app.services.paging import cursor_id, cursor_values, encode_cursor
-
-log = logging.getLogger(__name__)
 
 IMPORT_TASK = "kezhan:import_orders"
 IMPORT_SCOPE = "imports.create"
@@ -55,18 +52,6 @@ class Upload(Protocol):
     filename: str | None
 
     async def read(self, size: int = -1) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class ParserApi:
-    sniff: Callable[[Path, str], ExportFile]
-    parse_export: Callable[[list[Path], str], list[ParsedExport]]
-
-
-def parsers() -> ParserApi:
-    """The file parsers (app/services/imports/parse.py), looked up when first needed."""
-    module = importlib.import_module("app.services.imports.parse")
-    return ParserApi(module.sniff, module.parse_export)
 
 
 def upload_dir(settings: Settings, tenant_id: uuid.UUID, import_id: uuid.UUID) -> Path:
@@ -221,7 +206,6 @@ async def _claim_key(
 async def _store_and_sniff(
     settings: Settings, uploads: Sequence[Upload], folder: Path, platform: str
 ) -> list[dict[str, Any]]:
-    api = parsers()
     files: list[dict[str, Any]] = []
     budget = settings.max_upload_bytes
     for index, upload in enumerate(uploads):
@@ -235,7 +219,7 @@ async def _store_and_sniff(
         size, sha256 = await _store(upload, path, budget)
         budget -= size
         try:
-            sniffed = await asyncio.to_thread(api.sniff, path, platform)
+            sniffed = await asyncio.to_thread(parse.sniff, path, platform)
         except ExportFileError as exc:
             raise _file_problem(exc, index, name) from exc
         files.append(
@@ -313,7 +297,7 @@ async def run_import(
     paths = [folder / f["name"] for f in row.files]
     started = time.perf_counter()
     try:
-        parsed = await asyncio.to_thread(parsers().parse_export, paths, row.platform)
+        parsed = await asyncio.to_thread(parse.parse_export, paths, row.platform)
     except ExportFileError as exc:
         await _fail(runtime, tenant_id, import_id, exc.code, exc.detail, exc.file, exc.columns)
         return

@@ -461,3 +461,61 @@ async def test_tiers_list_members_and_the_monthly_report_adds_up(
             "outstanding": 5000,
         },
     ]
+
+
+async def test_reversing_an_order_earn_leaves_nothing_for_a_later_refund_to_take(
+    shop: Shop, run_jobs: RunJobs
+) -> None:
+    shop.clock.set(START)
+    customer = await shop.ctx.customer()
+    order = await shop.order(customer["id"], paid_fen=100_000)
+    shop.clock.advance(timedelta(days=8))
+    await _run_task(shop.runtime, run_jobs, "post_pending")
+    earn = (await shop.ctx.request("GET", _url(customer, "/entries"))).json()["items"][0]
+    reversed_ = await shop.ctx.request(
+        "POST", f"/api/v1/loyalty/entries/{earn['id']}/reverse", json={"reason": "fraud"}
+    )
+    assert reversed_.json()["points"] == -1000
+    await shop.change(order, status="partially_refunded", refund_fen=50_000)
+    entries = (await shop.ctx.request("GET", _url(customer, "/entries"))).json()["items"]
+    assert [(e["kind"], e["points"]) for e in entries] == [("reverse", -1000), ("earn", 1000)]
+    assert (await _account(shop.ctx, customer))["balance"] == 0
+
+
+async def test_earning_on_payment_posts_only_after_the_window_from_completion(
+    shop: Shop, run_jobs: RunJobs
+) -> None:
+    shop.clock.set(START)
+    await _set_program(shop.ctx, earning_status="paid")
+    customer = await shop.ctx.customer()
+    order = await shop.order(customer["id"], paid_fen=20_000, status="paid")
+    assert (await _account(shop.ctx, customer))["pending"] == 200
+    shop.clock.advance(timedelta(days=30))
+    await _run_task(shop.runtime, run_jobs, "post_pending")
+    assert (await _account(shop.ctx, customer))["balance"] == 0  # not completed yet
+    await shop.change(order, status="completed")
+    shop.clock.advance(timedelta(days=7, seconds=1))
+    await _run_task(shop.runtime, run_jobs, "post_pending")
+    account = await _account(shop.ctx, customer)
+    assert (account["balance"], account["pending"]) == (200, 0)
+
+
+async def test_a_merge_moves_pending_order_points_to_the_survivor(
+    shop: Shop, run_jobs: RunJobs
+) -> None:
+    shop.clock.set(START)
+    survivor, merged = await shop.ctx.customer(), await shop.ctx.customer()
+    await shop.order(merged["id"], paid_fen=30_000)
+    response = await shop.ctx.request(
+        "POST",
+        f"/api/v1/customers/{survivor['id']}/merge",
+        json={"other_customer_id": merged["id"]},
+    )
+    assert response.status_code == 200, response.text
+    assert (await _account(shop.ctx, survivor))["pending"] == 300
+    shop.clock.advance(timedelta(days=8))
+    await _run_task(shop.runtime, run_jobs, "post_pending")
+    assert (await _account(shop.ctx, survivor))["balance"] == 300
+    history = await shop.ctx.request("GET", _url(survivor, "/entries"))
+    assert [e["kind"] for e in history.json()["items"]] == ["earn"]
+    assert await ledger_state(shop.runtime, shop.ctx.tenant_id) == []

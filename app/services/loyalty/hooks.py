@@ -96,6 +96,26 @@ async def customers_merged(
     naming the other customer and the other entry."""
     if survivor_id == merged_id:
         return
+    moved = list(
+        await session.scalars(
+            update(LoyaltyOrderEarn)
+            .where(
+                LoyaltyOrderEarn.tenant_id == tenant_id,
+                LoyaltyOrderEarn.customer_id == merged_id,
+            )
+            .values(customer_id=survivor_id, updated_at=now)
+            .returning(LoyaltyOrderEarn.order_id)
+        )
+    )
+    if await session.get(LoyaltyAccount, (tenant_id, merged_id)) is None:
+        # No ledger history to keep: the merged customer can be deleted, and the survivor's
+        # account (if any) re-measures its tier when the moved orders post.
+        held = await session.get(LoyaltyAccount, (tenant_id, survivor_id))
+        if moved and held is not None:
+            survivor = await lock_account(session, tenant_id, survivor_id, now)
+            program = await current_program(session, tenant_id, now)
+            await tiers.recompute(session, survivor, program, now, "merge")
+        return
     first, second = sorted([survivor_id, merged_id])
     locked = {
         first: await lock_account(session, tenant_id, first, now),
@@ -105,11 +125,6 @@ async def customers_merged(
     out_key, in_key = f"merge:{merged_id}:out", f"merge:{merged_id}:in"
     if await entry_by_key(session, tenant_id, out_key) is None and merged.balance != 0:
         await _move_balance(session, survivor, merged, out_key, in_key, now)
-    await session.execute(
-        update(LoyaltyOrderEarn)
-        .where(LoyaltyOrderEarn.tenant_id == tenant_id, LoyaltyOrderEarn.customer_id == merged_id)
-        .values(customer_id=survivor_id, updated_at=now)
-    )
     if merged.merged_into is None:
         survivor.lifetime_points += merged.lifetime_points
         merged.merged_into, merged.updated_at = survivor_id, now

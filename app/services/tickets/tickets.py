@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, FieldError, NotFound, ValidationFailed
@@ -266,8 +266,6 @@ async def list_tickets(
 
 
 def _after_due(cursor: str) -> Any:
-    from sqlalchemy import tuple_
-
     due, last_id = cursor_values(cursor, "due", "id")
     try:
         position = (datetime.fromisoformat(due), uuid.UUID(last_id))

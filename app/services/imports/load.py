@@ -484,11 +484,15 @@ async def _driver(session: AsyncSession) -> Any:
     return raw.driver_connection
 
 
+_COPY_ROWS = 100_000  # CSV is written per slice: the text of a whole export is never in memory
+
+
 async def _copy(session: AsyncSession, table: str, frame: pl.DataFrame) -> None:
-    if frame.height == 0:
-        return
     driver = await _driver(session)
-    await driver.copy_to_table(table, source=_csv(frame), columns=list(frame.columns), format="csv")
+    for part in frame.iter_slices(_COPY_ROWS):
+        await driver.copy_to_table(
+            table, source=_csv(part), columns=list(frame.columns), format="csv"
+        )
 
 
 def _check_unique(orders: pl.DataFrame) -> None:

@@ -13,10 +13,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from fractions import Fraction
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.models.base import new_id
 from app.models.loyalty import LoyaltyAccount, LoyaltyOrderEarn
 from app.schemas.loyalty import EarningStatus, Rounding
 from app.services.loyalty import tiers
@@ -270,38 +272,152 @@ async def _reverse_refunds(
     await session.flush()
 
 
+_DUE = """
+SELECT order_id, customer_id, points FROM loyalty_order_earns
+WHERE tenant_id = :tenant_id AND status = 'pending' AND post_at <= :now
+ORDER BY customer_id, order_id
+LIMIT :limit
+FOR UPDATE SKIP LOCKED
+"""
+
+_OPEN_ACCOUNTS = """
+INSERT INTO loyalty_accounts (tenant_id, customer_id, balance, lifetime_points, created_at,
+    updated_at)
+SELECT :tenant_id, c, 0, 0, :now, :now FROM unnest(CAST(:customers AS uuid[])) AS c
+ON CONFLICT DO NOTHING
+"""
+
+_LOCK_BALANCES = """
+SELECT a.customer_id, a.balance
+FROM unnest(CAST(:customers AS uuid[])) AS c(id)
+CROSS JOIN LATERAL (SELECT customer_id, balance FROM loyalty_accounts
+                    WHERE tenant_id = CAST(:tenant_id AS uuid) AND customer_id = c.id
+                    FOR UPDATE) a
+"""
+
+_INSERT_EARN_ENTRIES = """
+INSERT INTO loyalty_entries (tenant_id, id, customer_id, kind, points, balance_after, shortfall,
+    source_type, source_id, actor, reason, idempotency_key, created_at)
+SELECT :tenant_id, b.id, b.customer_id, 'earn', b.points, b.balance_after, 0, 'order',
+       b.order_id, 'system', 'order completed', 'order:' || b.order_id || ':' || 'earn', :now
+FROM unnest(CAST(:ids AS uuid[]), CAST(:customers AS uuid[]), CAST(:points AS bigint[]),
+            CAST(:balances AS bigint[]), CAST(:orders AS uuid[]))
+     AS b(id, customer_id, points, balance_after, order_id)
+"""
+
+_INSERT_EARN_LOTS = """
+INSERT INTO loyalty_lots (tenant_id, id, customer_id, entry_id, points, remaining, earned_at,
+    expires_at)
+SELECT :tenant_id, b.lot_id, b.customer_id, b.entry_id, b.points, b.points, :now, :expires_at
+FROM unnest(CAST(:lot_ids AS uuid[]), CAST(:customers AS uuid[]), CAST(:ids AS uuid[]),
+            CAST(:points AS bigint[])) AS b(lot_id, customer_id, entry_id, points)
+"""
+
+_CREDIT_ACCOUNTS = """
+UPDATE loyalty_accounts a
+SET balance = a.balance + t.total, lifetime_points = a.lifetime_points + t.total,
+    updated_at = :now
+FROM unnest(CAST(:customers AS uuid[]), CAST(:totals AS bigint[])) AS t(customer_id, total)
+WHERE a.tenant_id = :tenant_id AND a.customer_id = t.customer_id
+"""
+
+_MARK_POSTED = """
+UPDATE loyalty_order_earns e SET status = 'posted', posted_entry_id = t.entry_id, updated_at = :now
+FROM unnest(CAST(:orders AS uuid[]), CAST(:entries AS uuid[])) AS t(order_id, entry_id)
+WHERE e.tenant_id = :tenant_id AND e.order_id = t.order_id
+"""
+
+
 async def post_due(
     session: AsyncSession, tenant_id: uuid.UUID, now: datetime, limit: int = 500
 ) -> int:
-    """Post pending points whose return window has closed; returns how many orders it posted
-    (call again until 0). Account lock first, then the earn row, as everywhere else."""
+    """Post pending points whose return window has closed, up to `limit` orders; returns how
+    many it posted (call again until 0).
+
+    Set-based: earn rows are taken with SKIP LOCKED (a loader holding them is never waited
+    for), accounts are opened and locked in customer order, then one statement each writes the
+    entries (balances computed here, in order), the lots, the account totals and the posted
+    marks. An account in debt goes through the ledger one posting at a time, as credits pay
+    debts first.
+    """
     due = (
-        await session.execute(
-            select(LoyaltyOrderEarn.customer_id, LoyaltyOrderEarn.order_id)
-            .where(
-                LoyaltyOrderEarn.tenant_id == tenant_id,
-                LoyaltyOrderEarn.status == "pending",
-                LoyaltyOrderEarn.post_at <= now,
-            )
-            .order_by(LoyaltyOrderEarn.customer_id, LoyaltyOrderEarn.order_id)
-            .limit(limit)
-        )
+        await session.execute(text(_DUE), {"tenant_id": tenant_id, "now": now, "limit": limit})
     ).all()
-    by_customer: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
-    for customer_id, order_id in due:
-        by_customer[customer_id].append(order_id)
+    if not due:
+        return 0
     program = await current_program(session, tenant_id, now)
-    posted = 0
+    customers = sorted({row.customer_id for row in due})
+    keys = {"tenant_id": tenant_id, "customers": customers, "now": now}
+    await session.execute(text(_OPEN_ACCOUNTS), keys)
+    balances = {
+        row.customer_id: row.balance for row in await session.execute(text(_LOCK_BALANCES), keys)
+    }
+    in_debt = {c for c, balance in balances.items() if balance < 0}
+    batch: dict[str, list[Any]] = defaultdict(list)
+    totals: dict[uuid.UUID, int] = defaultdict(int)
+    posted_marks: dict[uuid.UUID, uuid.UUID | None] = {}
+    for row in due:
+        if row.customer_id in in_debt:
+            continue
+        if row.points == 0:
+            posted_marks[row.order_id] = None
+            continue
+        entry_id = new_id()
+        balances[row.customer_id] += row.points
+        totals[row.customer_id] += row.points
+        for name, value in (
+            ("ids", entry_id),
+            ("lot_ids", new_id()),
+            ("customers", row.customer_id),
+            ("points", row.points),
+            ("balances", balances[row.customer_id]),
+            ("orders", row.order_id),
+        ):
+            batch[name].append(value)
+        posted_marks[row.order_id] = entry_id
+    if batch:
+        common = {"tenant_id": tenant_id, "now": now}
+        await session.execute(text(_INSERT_EARN_ENTRIES), {**common, **batch})
+        await session.execute(
+            text(_INSERT_EARN_LOTS),
+            {**common, **batch, "expires_at": expiry_for(program.settings, now)},
+        )
+        await session.execute(
+            text(_CREDIT_ACCOUNTS),
+            {**common, "customers": list(totals), "totals": list(totals.values())},
+        )
+    if posted_marks:
+        await session.execute(
+            text(_MARK_POSTED),
+            {
+                "tenant_id": tenant_id,
+                "now": now,
+                "orders": list(posted_marks),
+                "entries": list(posted_marks.values()),
+            },
+        )
+    await _post_in_debt(
+        session, tenant_id, program, [r for r in due if r.customer_id in in_debt], now
+    )
+    await session.flush()
+    await tiers.recompute_many(session, tenant_id, program, customers, now, "earn")
+    return len(due)
+
+
+async def _post_in_debt(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    program: Program,
+    rows: Sequence[Any],
+    now: datetime,
+) -> None:
+    by_customer: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    for row in rows:
+        by_customer[row.customer_id].append(row.order_id)
     for customer_id, order_ids in sorted(by_customer.items()):
         account = await lock_account(session, tenant_id, customer_id, now)
-        # A loader updating these rows holds them: skip, the next run posts them.
-        earns = await _earns(session, tenant_id, order_ids, skip_locked=True)
-        for earn in earns.values():
-            if earn.status == "pending" and earn.post_at is not None and earn.post_at <= now:
-                await _post(session, account, program, earn, now)
-                posted += 1
-        await tiers.recompute(session, account, program, now, "earn")
-    return posted
+        for earn in (await _earns(session, tenant_id, order_ids)).values():
+            await _post(session, account, program, earn, now)
 
 
 async def _post(

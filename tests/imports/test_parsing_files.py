@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from app.services.imports import table
 from app.services.imports.export import ExportFileError
 from app.services.imports.parse import parse_export, sniff
 
@@ -367,3 +368,18 @@ def test_tmall_address_is_split_into_region_street_and_postal_code() -> None:
     assert (row["receiver_address"], row["postal_code"]) == ("团结路****", "266071")
     assert row["receiver_phone"] == "153****8686"  # the leading ' Excel guard is gone
     assert row["ordered_at"].isoformat() == "2024-06-30T05:25:44+00:00"
+
+
+def test_records_sharing_a_hash_are_compared_by_text_so_no_row_is_lost(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,2\n3,4\n1,2\n", encoding="utf-8")
+    colliding = pl.DataFrame(
+        {
+            table.INDEX: pl.Series([1, 2, 3], dtype=pl.UInt32),
+            table.LINE: [2, 3, 4],
+            table.END: [2, 3, 4],
+            "hash": pl.Series([7, 7, 7], dtype=pl.UInt64),  # as if all three collided
+        }
+    )
+    kept = table._first_copies("t.csv", path, colliding)
+    assert kept.to_list() == [True, True, False]

@@ -88,7 +88,7 @@ def read_csv_table(
             "truncated", f"{file} ends in the middle of a row (line {last[LINE]})", file
         )
     total = records.height
-    records = records.filter(pl.col("hash").is_first_distinct())
+    records = records.filter(_first_copies(file, path, records))
     duplicates = total - records.height
     good_mask = pl.col("fields") == len(header)
     bad = _texts(file, path, records.filter(~good_mask)).select(LINE, RAW)
@@ -165,6 +165,24 @@ def _record_stats(file: str, path: Path) -> tuple[pl.DataFrame, bool]:
         joined = _texts(file, path, multi).select(INDEX, *_stats(pl.col(RAW)))
         records = records.update(joined, on=INDEX)
     return records, ends_with_newline
+
+
+def _first_copies(file: str, path: Path, records: pl.DataFrame) -> pl.Series:
+    """True for each record that is not an exact copy of an earlier one. Hashes find the
+    candidates; records sharing a hash are compared by their text, so a hash collision can never
+    drop a row."""
+    first = records.get_column("hash").is_first_distinct()
+    repeated = records.filter(~first).select("hash").unique()
+    if repeated.height == 0:
+        return first
+    group = records.join(repeated, on="hash", how="semi")
+    texts = _texts(file, path, group.select(INDEX, LINE, END)).join(
+        group.select(INDEX, "hash"), on=INDEX
+    )
+    exact = texts.select(INDEX, pl.struct("hash", RAW).is_first_distinct().alias("exact"))
+    marked = records.select(INDEX).with_columns(first.alias("first"))
+    marked = marked.join(exact, on=INDEX, how="left", maintain_order="left")
+    return marked.select(pl.coalesce("exact", "first")).to_series()
 
 
 def _texts(file: str, path: Path, records: pl.DataFrame) -> pl.DataFrame:

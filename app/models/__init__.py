@@ -27,6 +27,7 @@ from app.models.segments import (
 )
 from app.models.shops import Shop
 from app.models.tenants import ApiKey, Tenant
+from app.models.ticket_rollups import TicketRollup, TicketRollupDay, TicketRollupDirty
 from app.models.tickets import (
     NpsResponse,
     Ticket,
@@ -61,6 +62,7 @@ __all__ = [
     "LoyaltyProgram",
     "LoyaltyTierChange",
     "MergeSuggestion",
+    "NpsResponse",
     "Order",
     "OrderItem",
     "ProductCategoryRule",
@@ -69,11 +71,13 @@ __all__ = [
     "SegmentSettings",
     "Shop",
     "Tenant",
-    "NpsResponse",
     "Ticket",
     "TicketCategory",
     "TicketEvent",
     "TicketItem",
+    "TicketRollup",
+    "TicketRollupDay",
+    "TicketRollupDirty",
     "TicketSettings",
     "TicketSlaPolicy",
     "TicketStaff",

@@ -4,7 +4,10 @@ Target (issue 6): over 1,000,000 tickets with 10,000,000 events, p95 under 200 m
 queue and under 2 s for each report. Data is generated set-based (generate_series) in a fresh
 database; requests go through the whole app in-process (ASGI, auth, service, SQL, JSON).
 Baselines in the same run: the same queue SELECT sent raw through asyncpg (the floor for the
-queue) and a bare `count(*)` over the tenant's tickets (the floor for a report's scan).
+queue), a bare `count(*)` over the tenant's tickets (the floor for a report's scan) and the
+summary as the single `percentile_cont` statement it was before the rollups. After generation
+(or on a reused database, after migrating it) the per-day rollups are built by the same code
+the job runs, and that build is timed; so is one day's rebuild after a ticket changes.
 
     python -m bench.tickets_bench [--tickets 100000] [--events-per-ticket 10] [--full]
     python -m bench.tickets_bench --full --reuse postgresql://.../kezhan_bench_tickets_xxxx
@@ -31,8 +34,10 @@ from sqlalchemy import select
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.main import create_app
+from app.migrate import upgrade
 from app.models import Tenant
 from app.services.auth import Role, create_tenant, issue_key
+from app.services.tickets import rollups
 from bench.common import fresh_database
 
 NOW = datetime(2026, 6, 30, 4, 0, tzinfo=UTC)
@@ -133,6 +138,19 @@ FOLLOW_SQL = [
                created_at FROM tickets WHERE tenant_id = $1 AND random() < 0.2""",
 ]
 
+OLD_SUMMARY_SQL = """
+SELECT kind, count(*),
+    percentile_cont(0.5) WITHIN GROUP (
+        ORDER BY date_part('epoch', first_responded_at - created_at) / 60),
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY date_part('epoch', resolved_at - created_at) / 60),
+    count(*) FILTER (WHERE first_response_breached OR resolution_breached OR sla_due_at <= $2)
+        ::float8 / count(*),
+    count(*) FILTER (WHERE reopen_count > 0)::float8
+        / nullif(count(*) FILTER (WHERE resolved_at IS NOT NULL OR reopen_count > 0), 0),
+    avg(csat_score::float8), count(csat_score)
+FROM tickets WHERE tenant_id = $1 GROUP BY kind ORDER BY kind
+"""
+
 QUEUE_SQL = """
 SELECT * FROM tickets WHERE tenant_id = $1 AND sla_due_at <= $2
 ORDER BY sla_due_at, id LIMIT 51
@@ -180,6 +198,40 @@ async def reuse(url: str) -> tuple[str, str]:
         await session.commit()
     await engine.dispose()
     return str(tenant_id), issued.secret
+
+
+async def build_rollups(url: str, tenant_id: str) -> dict[str, float]:
+    """Build every dirty day (what the job does), then time the rebuild of one changed day."""
+    settings = Settings(database_url=url)
+    engine = create_engine(url, settings)
+    timings: dict[str, float] = {}
+    sessions = create_sessionmaker(engine)
+    try:
+        started = time.perf_counter()
+        async with sessions() as session:
+            days = await rollups.refresh(session, uuid.UUID(tenant_id), NOW)
+            await session.commit()
+        timings["rollup build (all dirty days)"] = time.perf_counter() - started
+        timings["days built"] = len(days)
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("VACUUM ANALYZE ticket_rollups")
+            await conn.execute(
+                "UPDATE tickets SET csat_score = 5 WHERE tenant_id = $1 AND id = "
+                "(SELECT id FROM tickets WHERE tenant_id = $1 ORDER BY id LIMIT 1)",
+                uuid.UUID(tenant_id),
+            )
+        finally:
+            await conn.close()
+        started = time.perf_counter()
+        async with sessions() as session:
+            days = await rollups.refresh(session, uuid.UUID(tenant_id), NOW)
+            await session.commit()
+        timings["rollup rebuild after one ticket change"] = time.perf_counter() - started
+        timings["days rebuilt"] = len(days)
+    finally:
+        await engine.dispose()
+    return timings
 
 
 async def timed(call: Callable[[], Awaitable[object]], runs: int) -> dict[str, float]:
@@ -232,6 +284,10 @@ async def measure(url: str, tenant_id: str, key: str, runs: int) -> dict[str, di
                     ),
                     max(runs // 10, 5),
                 )
+                await conn.execute("SET work_mem = '128MB'")
+                results["baseline: old summary statement by kind (asyncpg)"] = await timed(
+                    lambda: conn.fetch(OLD_SUMMARY_SQL, tenant, NOW), max(runs // 10, 5)
+                )
             finally:
                 await conn.close()
             results["GET /tickets?sla=breached"] = await timed(
@@ -269,10 +325,12 @@ def main() -> None:
 
     if args.reuse:
         url, timings = args.reuse, {"tickets": 0.0, "events": 0.0}
+        upgrade(url)  # an older run's database gets the rollup tables (its tickets marked dirty)
         tenant_id, key = asyncio.run(reuse(url))
     else:
         url = fresh_database("kezhan_bench_tickets")
         tenant_id, key, timings = asyncio.run(seed(url, tickets, args.events_per_ticket))
+    built = asyncio.run(build_rollups(url, tenant_id))
     results = asyncio.run(measure(url, tenant_id, key, args.runs))
 
     print(
@@ -280,6 +338,9 @@ def main() -> None:
         f"{tickets * args.events_per_ticket:,} events; generated in "
         f"{timings['tickets']:.0f} s + {timings['events']:.0f} s (0: reused {args.reuse})"
     )
+    print(f"database: {url}")
+    for name, value in built.items():
+        print(f"{name}: {value:.0f}" if name.startswith("days") else f"{name}: {value:.2f} s")
     print("| request | runs | p50 ms | p95 ms | max ms |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, r in results.items():

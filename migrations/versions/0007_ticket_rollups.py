@@ -21,13 +21,8 @@ depends_on: str | Sequence[str] | None = None
 FUNCTION = """
 CREATE FUNCTION ticket_rollups_mark_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'DELETE' THEN
-        INSERT INTO ticket_rollup_dirty (tenant_id, hour)
-        SELECT DISTINCT tenant_id, date_trunc('hour', created_at) FROM changed_rows;
-    ELSE
-        INSERT INTO ticket_rollup_dirty (tenant_id, hour)
-        SELECT DISTINCT tenant_id, date_trunc('hour', created_at) FROM changed_rows;
-    END IF;
+    INSERT INTO ticket_rollup_dirty (tenant_id, hour)
+    SELECT DISTINCT tenant_id, date_trunc('hour', created_at) FROM changed_rows;
     RETURN NULL;
 END $$
 """

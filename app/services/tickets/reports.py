@@ -8,6 +8,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import (
@@ -146,7 +147,7 @@ class _Group:
 def percentile_cont_median(runs: list[list[float]]) -> float | None:
     """`percentile_cont(0.5)` over the union of the runs, with PostgreSQL's arithmetic
     (`lo + (hi - lo) * fraction`, float8_lerp), so the result is the same double."""
-    values = [v for run in runs for v in run]
+    values = list(chain.from_iterable(runs))
     if not values:
         return None
     values.sort()  # timsort merges the already sorted runs

@@ -246,7 +246,11 @@ async def timed(call: Callable[[], Awaitable[object]], runs: int) -> dict[str, f
     return {"p50": statistics.median(samples), "p95": p95, "max": samples[-1], "runs": runs}
 
 
-async def measure(url: str, tenant_id: str, key: str, runs: int) -> dict[str, dict[str, float]]:
+async def measure(
+    url: str, tenant_id: str, key: str, runs: int, unbuilt: bool = False
+) -> dict[str, dict[str, float]]:
+    """Every request, timed; with `unbuilt`, only the summary by kind, once, with no warm-up
+    (before the rollups are built it reads every ticket)."""
     settings = Settings(
         environment="test",
         database_url=url,
@@ -272,6 +276,13 @@ async def measure(url: str, tenant_id: str, key: str, runs: int) -> dict[str, di
 
                 return call
 
+            if unbuilt:
+                call = get("/api/v1/ticket-reports/summary", group_by="kind")
+                started = time.perf_counter()
+                await call()
+                ms = (time.perf_counter() - started) * 1000
+                name = "GET /ticket-reports/summary?group_by=kind, no day built yet"
+                return {name: {"p50": ms, "p95": ms, "max": ms, "runs": 1}}
             conn = await asyncpg.connect(url)
             try:
                 tenant = uuid.UUID(tenant_id)
@@ -330,8 +341,9 @@ def main() -> None:
     else:
         url = fresh_database("kezhan_bench_tickets")
         tenant_id, key, timings = asyncio.run(seed(url, tickets, args.events_per_ticket))
+    results = asyncio.run(measure(url, tenant_id, key, args.runs, unbuilt=True))
     built = asyncio.run(build_rollups(url, tenant_id))
-    results = asyncio.run(measure(url, tenant_id, key, args.runs))
+    results.update(asyncio.run(measure(url, tenant_id, key, args.runs)))
 
     print(
         f"machine: {platform.platform()}, {os.cpu_count()} cores (shared); {tickets:,} tickets, "

@@ -24,17 +24,45 @@ TASK_MODULES: list[str] = [
     "app.services.imports.jobs",
     "app.services.loyalty.jobs",
     "app.services.segments.jobs",
-    "app.services.tickets.jobs",
 ]
 
 
+_registered: procrastinate.App | None = None
+
+
 def build_job_app(database_url: str) -> procrastinate.App:
-    """A procrastinate App bound to `database_url` (plain `postgresql://`), all tasks loaded."""
-    for module in TASK_MODULES:
-        importlib.import_module(module)
+    """A procrastinate App bound to `database_url` (plain `postgresql://`), all tasks loaded.
+
+    Namespacing renames the shared task objects, so it happens once per process; a later app
+    (tests build several) takes over the registered tasks, which defer through the app that owns
+    them (the periodic deferrer does): build the app only once the database is known to be ready.
+    """
+    global _registered
     job_app = procrastinate.App(connector=PsycopgConnector(conninfo=database_url))
-    job_app.add_tasks_from(tasks, namespace="kezhan")
+    if _registered is None:
+        for module in TASK_MODULES:
+            importlib.import_module(module)
+        job_app.add_tasks_from(tasks, namespace="kezhan")
+        _registered = job_app
+    else:
+        job_app.tasks = _registered.tasks
+        job_app.periodic_registry = _registered.periodic_registry
+        for task in job_app.tasks.values():
+            task.blueprint = job_app
     return job_app
+
+
+async def defer(
+    runtime: Runtime, task_name: str, *, queueing_lock: str | None = None, **kwargs: Any
+) -> int:
+    """Queue `task_name` (e.g. "kezhan:imports.run") on the runtime's queue; returns the job id.
+
+    Raises procrastinate's AlreadyEnqueued when a job with the same queueing lock is waiting.
+    """
+    job = runtime.jobs.tasks[task_name].configure(queueing_lock=queueing_lock).job
+    deferred = await runtime.jobs.job_manager.defer_job_async(job.evolve(task_kwargs=kwargs))
+    assert deferred.id is not None
+    return deferred.id
 
 
 def worker_options(runtime: Runtime, **overrides: Any) -> dict[str, Any]:

@@ -42,9 +42,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     url = await asyncio.to_thread(libpq_url, settings)
     engine = create_engine(url, settings)
-    job_app = build_job_app(url)
     try:
         await ensure_at_head(engine)
+        job_app = build_job_app(url)
         read_pool = await create_read_pool(url, settings)
         async with read_pool, job_app.open_async():
             runtime = Runtime(

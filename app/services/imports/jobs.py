@@ -7,7 +7,7 @@ import uuid
 
 from procrastinate import JobContext
 
-from app.jobs import runtime_of, tasks
+from app.jobs import defer, runtime_of, tasks
 from app.runtime import Runtime
 from app.services.imports import pipeline
 
@@ -32,9 +32,13 @@ async def import_orders(context: JobContext, tenant_id: str, import_id: str) -> 
 
 async def defer_import(runtime: Runtime, tenant_id: uuid.UUID, import_id: uuid.UUID) -> None:
     """Queue the job for a committed import; one queued job per import at most."""
-    await runtime.jobs.configure_task(
-        pipeline.IMPORT_TASK, queueing_lock=f"import:{import_id}"
-    ).defer_async(tenant_id=str(tenant_id), import_id=str(import_id))
+    await defer(
+        runtime,
+        pipeline.IMPORT_TASK,
+        queueing_lock=f"import:{import_id}",
+        tenant_id=str(tenant_id),
+        import_id=str(import_id),
+    )
 
 
 async def retry_stalled(runtime: Runtime, seconds_since_heartbeat: float) -> int:

@@ -15,7 +15,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.jobs import runtime_of, tasks
+from app.jobs import defer, runtime_of, tasks
 from app.models import Tenant
 from app.runtime import Runtime
 from app.services.facts import refresh_customer_facts
@@ -57,9 +57,7 @@ async def tenant_ids(sessions: async_sessionmaker[AsyncSession]) -> list[uuid.UU
 
 async def _defer(runtime: Runtime, task: str, tenant_id: uuid.UUID) -> None:
     try:
-        await runtime.jobs.configure_task(task, queueing_lock=f"{task}:{tenant_id}").defer_async(
-            tenant_id=str(tenant_id)
-        )
+        await defer(runtime, task, queueing_lock=f"{task}:{tenant_id}", tenant_id=str(tenant_id))
     except AlreadyEnqueued:
         log.debug("%s for tenant %s is already queued", task, tenant_id)
 

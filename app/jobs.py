@@ -24,6 +24,7 @@ TASK_MODULES: list[str] = [
     "app.services.imports.jobs",
     "app.services.loyalty.jobs",
     "app.services.segments.jobs",
+    "app.services.tickets.jobs",
 ]
 
 

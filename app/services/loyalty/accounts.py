@@ -31,13 +31,14 @@ from app.services.loyalty.ledger import (
     CREDIT_KINDS,
     NewLot,
     Posting,
+    add_points,
     claw_back,
     consumed_lots,
     credit,
-    debit,
     ensure_customer,
     entry_by_key,
     lock_account,
+    spend_points,
 )
 from app.services.loyalty.lots import expiring_lots, expiry_for
 from app.services.loyalty.program import Program, current_program
@@ -144,14 +145,12 @@ async def redeem(
 ) -> EntryOut:
     """Spend points, oldest lots first; more than the balance is a 409 carrying the balance."""
     actor.require("loyalty:redeem")
-    await ensure_customer(session, actor.tenant_id, customer_id)
 
     async def run() -> LoyaltyEntry:
-        account = await lock_account(session, actor.tenant_id, customer_id, now)
         posting = Posting(
             "redeem", "redemption", actor.key_name, f"redeem:{customer_id}:{key}", body.reason
         )
-        return await debit(session, account, posting, body.points, now)
+        return await spend_points(session, actor.tenant_id, customer_id, posting, body.points, now)
 
     payload = {"customer_id": str(customer_id), **body.model_dump(mode="json")}
     return await _once(session, actor, "loyalty:redemptions", key, payload, run)
@@ -167,18 +166,17 @@ async def adjust(
 ) -> EntryOut:
     """A manual credit (a new lot under the program's expiry) or debit (never overdraws)."""
     actor.require("loyalty:adjust")
-    await ensure_customer(session, actor.tenant_id, customer_id)
 
     async def run() -> LoyaltyEntry:
-        account = await lock_account(session, actor.tenant_id, customer_id, now)
+        tenant_id = actor.tenant_id
         posting = Posting(
             "adjust", "admin", actor.key_name, f"adjust:{customer_id}:{key}", body.reason
         )
         if body.direction == "debit":
-            return await debit(session, account, posting, body.points, now)
-        program = await current_program(session, actor.tenant_id, now)
+            return await spend_points(session, tenant_id, customer_id, posting, body.points, now)
+        program = await current_program(session, tenant_id, now)
         lot = NewLot(body.points, expiry_for(program.settings, now))
-        return await credit(session, account, posting, [lot], now)
+        return await add_points(session, tenant_id, customer_id, posting, lot, now)
 
     payload = {"customer_id": str(customer_id), **body.model_dump(mode="json")}
     return await _once(session, actor, "loyalty:adjustments", key, payload, run)

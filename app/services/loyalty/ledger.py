@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, select
+from sqlalchemy import case, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -272,6 +272,191 @@ async def expire_lot(
     session.add(_consumption(lot, entry, lot.remaining))
     lot.remaining = 0
     await session.flush()
+    return entry
+
+
+# The posting hot path (API redemptions and adjustments): a handful of plain statements instead
+# of the unit of work, because a posting's time was round trips and ORM rows, not SQL work. The
+# account row lock is taken by the balance UPDATE itself (its WHERE re-checks the balance on the
+# row version it locked, so two concurrent debits can never both pass); every later statement
+# starts after the lock, so it sees the lots as the previous holder left them.
+_SPEND_BALANCE = """
+UPDATE loyalty_accounts SET balance = balance - :points, updated_at = :now
+WHERE tenant_id = :tenant_id AND customer_id = :customer_id AND balance >= :points
+RETURNING balance
+"""
+
+_ADD_BALANCE = """
+UPDATE loyalty_accounts SET balance = balance + :points,
+    lifetime_points = lifetime_points + :lifetime, updated_at = :now
+WHERE tenant_id = :tenant_id AND customer_id = :customer_id AND balance >= 0
+RETURNING balance
+"""
+
+_ENTRY_COLUMNS = (
+    "tenant_id",
+    "id",
+    "customer_id",
+    "kind",
+    "points",
+    "balance_after",
+    "shortfall",
+    "source_type",
+    "source_id",
+    "related_entry_id",
+    "actor",
+    "reason",
+    "idempotency_key",
+    "created_at",
+)
+_INSERT_ENTRY = (
+    f"INSERT INTO loyalty_entries ({', '.join(_ENTRY_COLUMNS)})"
+    f" VALUES ({', '.join(':' + c for c in _ENTRY_COLUMNS)})"
+)
+
+# Oldest lots first: a batch of open lots with the points before each (running sum), the ones
+# needed to cover `amount` lowered and their consumptions written, in one statement.
+_CONSUME_OLDEST = """
+WITH open AS (
+    SELECT id, remaining,
+           sum(remaining) OVER (ORDER BY earned_at, id) - remaining AS before
+    FROM (SELECT id, remaining, earned_at FROM loyalty_lots
+          WHERE tenant_id = :tenant_id AND customer_id = :customer_id AND remaining > 0
+          ORDER BY earned_at, id LIMIT :batch) l
+), take AS (
+    SELECT id, LEAST(remaining, CAST(:amount AS bigint) - before)::bigint AS points
+    FROM open WHERE before < CAST(:amount AS bigint)
+), spent AS (
+    UPDATE loyalty_lots l SET remaining = l.remaining - t.points
+    FROM take t WHERE l.tenant_id = :tenant_id AND l.id = t.id
+    RETURNING t.points
+), used AS (
+    INSERT INTO loyalty_lot_consumptions (tenant_id, lot_id, entry_id, points)
+    SELECT :tenant_id, id, :entry_id, points FROM take
+)
+SELECT COALESCE(sum(points), 0) FROM spent
+"""
+
+_NEW_LOT = """
+INSERT INTO loyalty_lots (tenant_id, id, customer_id, entry_id, points, remaining, earned_at,
+    expires_at)
+VALUES (:tenant_id, :id, :customer_id, :entry_id, :points, :points, :now, :expires_at)
+"""
+
+
+def _new_entry(
+    tenant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    posting: Posting,
+    points: int,
+    balance_after: int,
+    now: datetime,
+) -> LoyaltyEntry:
+    return LoyaltyEntry(
+        tenant_id=tenant_id,
+        id=new_id(),
+        customer_id=customer_id,
+        kind=posting.kind,
+        points=points,
+        balance_after=balance_after,
+        shortfall=0,
+        source_type=posting.source_type,
+        source_id=posting.source_id,
+        related_entry_id=posting.related_entry_id,
+        actor=posting.actor,
+        reason=posting.reason,
+        idempotency_key=posting.idempotency_key,
+        created_at=now,
+    )
+
+
+async def _insert_entry(session: AsyncSession, entry: LoyaltyEntry) -> None:
+    await session.execute(text(_INSERT_ENTRY), {c: getattr(entry, c) for c in _ENTRY_COLUMNS})
+
+
+async def spend_points(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    posting: Posting,
+    amount: int,
+    now: datetime,
+) -> LoyaltyEntry:
+    """`debit` for the API's hot path: lock and debit the account (never overdraws), write the
+    entry and take the points from the oldest lots, in three statements. Returns the entry
+    written (not attached to the session). 404 without the customer, 409 without the points."""
+    params = {"tenant_id": tenant_id, "customer_id": customer_id, "points": amount, "now": now}
+    balance = await session.scalar(text(_SPEND_BALANCE), params)
+    if balance is None:
+        held = await session.scalar(
+            select(LoyaltyAccount.balance).where(
+                LoyaltyAccount.tenant_id == tenant_id, LoyaltyAccount.customer_id == customer_id
+            )
+        )
+        if held is None:
+            await ensure_customer(session, tenant_id, customer_id)
+        raise InsufficientPoints(
+            f"the account has {max(held or 0, 0)} points; {amount} were asked for",
+            extra={"balance": held or 0, "requested": amount},
+        )
+    entry = _new_entry(tenant_id, customer_id, posting, -amount, balance, now)
+    await _insert_entry(session, entry)
+    left = amount
+    while left > 0:
+        taken = await session.scalar(
+            text(_CONSUME_OLDEST),
+            {
+                "tenant_id": tenant_id,
+                "customer_id": customer_id,
+                "entry_id": entry.id,
+                "amount": left,
+                "batch": _LOT_BATCH,
+            },
+        )
+        if not taken:
+            break
+        left -= int(taken)
+    return entry
+
+
+async def add_points(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    posting: Posting,
+    lot: NewLot,
+    now: datetime,
+) -> LoyaltyEntry:
+    """`credit` of one lot for the API's hot path: three statements when the account exists
+    and owes nothing; a new account or one in debt (credits pay debts first) goes through
+    `credit`. Returns the entry written."""
+    lifetime = lot.points if posting.kind in CREDIT_KINDS else 0
+    params = {
+        "tenant_id": tenant_id,
+        "customer_id": customer_id,
+        "points": lot.points,
+        "lifetime": lifetime,
+        "now": now,
+    }
+    balance = await session.scalar(text(_ADD_BALANCE), params)
+    if balance is None:
+        await ensure_customer(session, tenant_id, customer_id)
+        account = await lock_account(session, tenant_id, customer_id, now)
+        return await credit(session, account, posting, [lot], now)
+    entry = _new_entry(tenant_id, customer_id, posting, lot.points, balance, now)
+    await _insert_entry(session, entry)
+    await session.execute(
+        text(_NEW_LOT),
+        {
+            "tenant_id": tenant_id,
+            "id": new_id(),
+            "customer_id": customer_id,
+            "entry_id": entry.id,
+            "points": lot.points,
+            "now": now,
+            "expires_at": lot.expires_at,
+        },
+    )
     return entry
 
 

@@ -86,7 +86,7 @@ LEFT JOIN LATERAL (SELECT tier FROM loyalty_accounts
                    OFFSET 0) a ON true
 WHERE o.customer_id IS NOT NULL AND n.net > 0 AND {_REACHED}
 ON CONFLICT DO NOTHING
-RETURNING customer_id
+RETURNING order_id, customer_id
 """
 
 # Inside the window: a full refund voids, a partial one scales the points down. The rows to
@@ -182,14 +182,20 @@ async def orders_changed(
         "rounding": _ROUNDING_ADD[program.settings.rounding],
         "version": program.version,
     }
-    started = await session.scalars(text(_START.format(multiplier=multiplier)), earning)
-    touched = set(started)
-    changed = list(await session.scalars(text(_PENDING_CHANGED), params))
-    if changed:
-        touched.update(
-            await session.scalars(text(_UPDATE_PENDING), {**params, "ids": sorted(changed)})
-        )
-    refunded = (await session.execute(text(_REFUNDED_AFTER_POSTING), params)).all()
+    started = (await session.execute(text(_START.format(multiplier=multiplier)), earning)).all()
+    touched = {row.customer_id for row in started}
+    # An earn started just now is pending with the order's current amounts: only the other
+    # orders can have a refund to apply (most of a first import skips these two look-ups).
+    new = {row.order_id for row in started}
+    params["ids"] = [i for i in ids if i not in new]
+    refunded: list[Any] = []
+    if params["ids"]:
+        changed = list(await session.scalars(text(_PENDING_CHANGED), params))
+        if changed:
+            touched.update(
+                await session.scalars(text(_UPDATE_PENDING), {**params, "ids": sorted(changed)})
+            )
+        refunded = list((await session.execute(text(_REFUNDED_AFTER_POSTING), params)).all())
     touched.update(row.customer_id for row in refunded)
     if not touched:
         return

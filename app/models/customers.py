@@ -53,6 +53,9 @@ class Customer(TenantMixin, TimestampMixin, Base):
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     version: Mapped[int] = mapped_column(Integer, default=1)
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(
+        comment="Set when merged into another customer while history elsewhere still names this one"
+    )
 
 
 class CustomerContact(TenantMixin, Base):

@@ -78,7 +78,8 @@ async def overview(
         await session.execute(
             text(
                 """
-                SELECT (SELECT count(*) FROM customers WHERE tenant_id = :t) AS customers,
+                SELECT (SELECT count(*) FROM customers
+                        WHERE tenant_id = :t AND merged_into_id IS NULL) AS customers,
                        (SELECT count(*) FROM customer_facts
                         WHERE tenant_id = :t AND order_count > 0) AS buyers_ever
                 """

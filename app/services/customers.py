@@ -138,7 +138,7 @@ _PROFILE = select(
     _CONTACTS.label("contacts"),
     _ADDRESSES.label("addresses"),
     _IDENTITIES.label("identities"),
-)
+).where(_c.merged_into_id.is_(None))  # merged-away customers are kept only for other history
 # The single-profile read is the API's hottest path: its SQL is compiled once and sent straight
 # to asyncpg (a prepared statement per connection), skipping SQLAlchemy's per-call statement
 # caching and result processing, which cost more than the query itself (docs/benchmarks.md).
@@ -474,7 +474,7 @@ async def create_customer(
 
 async def _lock(session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID) -> Customer:
     customer = await session.get(Customer, (tenant_id, customer_id), with_for_update=True)
-    if customer is None:
+    if customer is None or customer.merged_into_id is not None:
         raise NotFound("no such customer")
     return customer
 
@@ -614,7 +614,9 @@ async def ensure_customer(
 ) -> None:
     """404 unless the customer exists in this tenant."""
     found = await session.scalar(
-        select(_c.id).where(_c.tenant_id == tenant_id, _c.id == customer_id)
+        select(_c.id).where(
+            _c.tenant_id == tenant_id, _c.id == customer_id, _c.merged_into_id.is_(None)
+        )
     )
     if found is None:
         raise NotFound("no such customer")

@@ -240,7 +240,8 @@ async def _delete_or_tombstone(
     session: AsyncSession, merged: Customer, survivor_id: uuid.UUID, now: datetime
 ) -> bool:
     """Delete the emptied customer, unless a domain keeps history naming it (a loyalty ledger
-    is append-only): then it stays as an empty record pointing at the survivor."""
+    is append-only): then it stays as an empty record pointing at the survivor, which every
+    customer read, list, segment and report leaves out."""
     try:
         async with session.begin_nested():
             await session.execute(
@@ -249,8 +250,7 @@ async def _delete_or_tombstone(
                 )
             )
     except IntegrityError:
-        merged.tags = []
-        merged.attributes = {"merged_into": str(survivor_id)}
+        merged.tags, merged.attributes, merged.merged_into_id = [], {}, survivor_id
         merged.version += 1
         merged.updated_at = now
         await session.flush()

@@ -107,6 +107,17 @@ async def test_merging_customers_through_the_api_moves_their_points(shop: Shop) 
     assert response.status_code == 200, response.text
     assert (await _account(shop.ctx, survivor["id"]))["balance"] == 12
     assert await ledger_state(shop.runtime, shop.ctx.tenant_id) == []
+    # The ledger still names the merged customer, so it is kept, but no read shows it any more.
+    gone = await shop.ctx.request("GET", f"/api/v1/customers/{merged['id']}")
+    assert gone.status_code == 404
+    listed = (await shop.ctx.request("GET", "/api/v1/customers")).json()["items"]
+    assert [c["id"] for c in listed] == [survivor["id"]]
+    everyone = await shop.ctx.request(
+        "POST",
+        "/api/v1/segments/preview",
+        json={"filter": {"field": "order_count", "op": "gte", "value": 0}},
+    )
+    assert everyone.json()["count"] == 1
 
 
 _LOADER = textwrap.dedent(

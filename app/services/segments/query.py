@@ -118,14 +118,20 @@ async def prefer_custom_plans(session: AsyncSession) -> None:
 
 def _matching(condition: ColumnElement[bool], ctx: QueryContext) -> Select[Any]:
     return (
-        select(*_MEMBER_COLUMNS).select_from(_FROM).where(c.tenant_id == ctx.tenant_id, condition)
+        select(*_MEMBER_COLUMNS)
+        .select_from(_FROM)
+        .where(c.tenant_id == ctx.tenant_id, c.merged_into_id.is_(None), condition)
     )
 
 
 async def count_members(
     session: AsyncSession, condition: ColumnElement[bool], ctx: QueryContext
 ) -> int:
-    query = select(func.count()).select_from(_FROM).where(c.tenant_id == ctx.tenant_id, condition)
+    query = (
+        select(func.count())
+        .select_from(_FROM)
+        .where(c.tenant_id == ctx.tenant_id, c.merged_into_id.is_(None), condition)
+    )
     return int(await session.scalar(query) or 0)
 
 

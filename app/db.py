@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,11 @@ def start_embedded_postgres(data_dir: Path, database: str = EMBEDDED_DATABASE) -
     pgserver shares one server between processes using the same folder and stops it when the last
     of them exits, so `kezhan tenant create` works while `kezhan serve` runs.
     """
-    from pgserver.postgres_server import get_server  # lazily: only embedded mode needs it
+    with warnings.catch_warnings():
+        # platformdirs, imported by pgserver, warns when XDG_RUNTIME_DIR is unset (containers,
+        # CI); pgserver keeps nothing there that matters to us.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        from pgserver.postgres_server import get_server  # lazily: only embedded mode needs it
 
     pgdata = (data_dir / "pg").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)

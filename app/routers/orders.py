@@ -6,16 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, BackgroundTasks, Header, Query
 from fastapi.responses import JSONResponse
 
-from app.deps import ClockDep, CurrentKey, ReadSession, Session, VaultDep
+from app.deps import ClockDep, CurrentKey, ReadSession, RuntimeDep, Session, VaultDep
 from app.problems import responses
 from app.schemas.common import Cursor, Limit, Page
 from app.schemas.orders import OrderBatch, OrderBatchOut, OrderOut, OrderStatus
 from app.schemas.shops import Platform
 from app.services import orders
 from app.services.orders import OrderFilters
+from app.services.segments.jobs import schedule_recompute
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
 
@@ -56,10 +57,14 @@ async def batch_orders(
     vault: VaultDep,
     actor: CurrentKey,
     clock: ClockDep,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
     body: OrderBatch,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     status, payload = await orders.load_batch(session, vault, actor, body, idempotency_key, clock())
+    # After the response, so after the commit: RFM and lifecycle stages follow the new orders.
+    background.add_task(schedule_recompute, runtime, actor.tenant_id)
     return JSONResponse(payload, status_code=status)
 
 

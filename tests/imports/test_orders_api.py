@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import RunJobs
 from tests.factories import TenantCtx, TenantFactory, unique_mobile
+from tests.imports.helpers import SETS, import_files, sample_files
 
 
 @pytest.fixture
@@ -220,3 +222,25 @@ async def test_every_status_is_stored_and_filterable(tenant: TenantCtx, status: 
         "GET", "/api/v1/orders", params={"shop_id": shop["id"], "status": status}
     )
     assert [o["order_no"] for o in listed.json()["items"]] == [f"S-{status}"]
+
+
+async def test_batches_and_imports_bring_rfm_and_lifecycle_up_to_date(
+    tenant: TenantCtx, run_jobs: RunJobs
+) -> None:
+    shop = await tenant.shop("offline")
+    await _batch(tenant, shop["id"], [_order("R-1"), _order("R-2", buyer_key="MEMBER-2")])
+    await run_jobs()  # the recompute the batch queued once it committed
+    buyers = await tenant.request(
+        "POST",
+        "/api/v1/segments/preview",
+        json={"filter": {"field": "rfm_r", "op": "gte", "value": 1}},
+    )
+    assert buyers.json()["count"] == 2  # scored: RFM exists only after a recompute
+    tmall = await tenant.shop("tmall")
+    await import_files(tenant, run_jobs, sample_files(SETS[0], "tmall"), "tmall", tmall["id"])
+    scored = await tenant.request(
+        "POST",
+        "/api/v1/segments/preview",
+        json={"filter": {"field": "rfm_r", "op": "gte", "value": 1}},
+    )
+    assert scored.json()["count"] > 2  # the imported buyers were scored too

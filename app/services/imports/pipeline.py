@@ -36,6 +36,7 @@ from app.services.imports.export import ExportFileError, ParsedExport
 from app.services.imports.load import LoadTarget, Snapshot, load_snapshots
 from app.services.orders import loyalty_hook, shop_of
 from app.services.paging import cursor_id, cursor_values, encode_cursor
+from app.services.segments.jobs import schedule_recompute
 
 IMPORT_TASK = "kezhan:import_orders"
 IMPORT_SCOPE = "imports.create"
@@ -345,6 +346,8 @@ async def run_import(
             await session.commit()
     if row.dry_run:
         await _set(runtime, tenant_id, import_id, **finished)
+    else:
+        await schedule_recompute(runtime, tenant_id)
     # The files are only needed until the import is final (a retry re-reads them).
     shutil.rmtree(folder, ignore_errors=True)
 

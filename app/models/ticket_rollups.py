@@ -1,7 +1,8 @@
 """Per-tenant, per-day pre-aggregates of tickets for the summary report.
 
 `ticket_rollups` holds, for each local day (tenant time zone) and each report dimension, the
-additive counts and the sorted first-response and resolution minutes of the day's tickets.
+additive counts and the sorted first-response and resolution minutes of the day's tickets
+(packed float8s, so a year of them is read without a Python object per value in the driver).
 `ticket_rollup_days` says which days are built and in which time zone. A trigger on `tickets`
 appends the hour of every inserted, updated or deleted ticket's creation to
 `ticket_rollup_dirty` in the writing transaction; a day with a dirty hour is read from
@@ -20,9 +21,9 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     String,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base
@@ -52,11 +53,11 @@ class TicketRollup(Base):
     ever_resolved: Mapped[int] = mapped_column(Integer)
     csat_sum: Mapped[int] = mapped_column(BigInteger)
     csat_count: Mapped[int] = mapped_column(Integer)
-    first_response_minutes: Mapped[list[float]] = mapped_column(
-        ARRAY(DOUBLE_PRECISION), comment="Sorted ascending."
+    first_response_minutes: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="Sorted ascending, packed big-endian float8 (float8send)."
     )
-    resolution_minutes: Mapped[list[float]] = mapped_column(
-        ARRAY(DOUBLE_PRECISION), comment="Sorted ascending."
+    resolution_minutes: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="Sorted ascending, packed big-endian float8 (float8send)."
     )
 
 

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 revision: str = "0007"
 down_revision: str | Sequence[str] | None = "0006"
@@ -59,15 +58,15 @@ def upgrade() -> None:
         sa.Column("csat_count", sa.Integer(), nullable=False),
         sa.Column(
             "first_response_minutes",
-            postgresql.ARRAY(postgresql.DOUBLE_PRECISION()),
+            sa.LargeBinary(),
             nullable=False,
-            comment="Sorted ascending.",
+            comment="Sorted ascending, packed big-endian float8 (float8send).",
         ),
         sa.Column(
             "resolution_minutes",
-            postgresql.ARRAY(postgresql.DOUBLE_PRECISION()),
+            sa.LargeBinary(),
             nullable=False,
-            comment="Sorted ascending.",
+            comment="Sorted ascending, packed big-endian float8 (float8send).",
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"],

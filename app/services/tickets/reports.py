@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import chain
@@ -44,6 +45,7 @@ from app.schemas.tickets import (
 )
 from app.services.auth import Principal
 from app.services.tickets import config
+from app.services.tickets.rollups import unpack
 
 D = ReportDimension
 REPORT_WORK_MEM = "128MB"
@@ -118,18 +120,18 @@ class _Group:
     ever_resolved: int = 0
     csat_sum: int = 0
     csat_count: int = 0
-    first_response: list[list[float]] = field(default_factory=list)
-    resolution: list[list[float]] = field(default_factory=list)
+    first_response: list[Sequence[float]] = field(default_factory=list)
+    resolution: list[Sequence[float]] = field(default_factory=list)
 
-    def add(self, row: Any) -> None:
+    def add(self, row: Any, first_response: Sequence[float], resolution: Sequence[float]) -> None:
         self.tickets += row.tickets
         self.breached += row.breached
         self.reopened += row.reopened
         self.ever_resolved += row.ever_resolved
         self.csat_sum += row.csat_sum
         self.csat_count += row.csat_count
-        self.first_response.append(row.first_response or [])
-        self.resolution.append(row.resolution or [])
+        self.first_response.append(first_response)
+        self.resolution.append(resolution)
 
     def row(self, key: str | None) -> SummaryRow:
         return SummaryRow(
@@ -144,7 +146,7 @@ class _Group:
         )
 
 
-def percentile_cont_median(runs: list[list[float]]) -> float | None:
+def percentile_cont_median(runs: Sequence[Sequence[float]]) -> float | None:
     """`percentile_cont(0.5)` over the union of the runs, with PostgreSQL's arithmetic
     (`lo + (hi - lo) * fraction`, float8_lerp), so the result is the same double."""
     values = list(chain.from_iterable(runs))
@@ -229,7 +231,7 @@ async def _add_rollups(
     )
     for row in result:
         key = _period_key(dimension, row.day) if periodic else (row.key or None)
-        groups[key].add(row)
+        groups[key].add(row, unpack(row.first_response), unpack(row.resolution))
 
 
 def _local_day(timezone: str) -> Any:
@@ -332,7 +334,7 @@ async def _add_tickets(
         .group_by(key)
     )
     for row in await session.execute(query):
-        groups[row.key].add(row)
+        groups[row.key].add(row, row.first_response or [], row.resolution or [])
 
 
 def _sorted_values(value: Any) -> Any:

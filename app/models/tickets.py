@@ -24,6 +24,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, TenantMixin
 
+RUNNING_UNFLAGGED = (
+    "sla_due_at IS NOT NULL AND NOT first_response_breached AND NOT resolution_breached"
+)
+RUNNING_INCLUDE = ["created_at", "kind", "category", "channel", "priority", "assignee_id"]
+
 
 def _tenant_fk() -> ForeignKeyConstraint:
     return ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE")
@@ -129,6 +134,14 @@ class Ticket(TenantMixin, Base):
             "sla_due_at",
             "id",
             postgresql_where=text("sla_due_at IS NOT NULL"),
+        ),
+        # The summary's live breaches on rolled-up days (migration 0007): index-only.
+        Index(
+            "ix_tickets_running_unflagged",
+            "tenant_id",
+            "sla_due_at",
+            postgresql_include=RUNNING_INCLUDE,
+            postgresql_where=text(RUNNING_UNFLAGGED),
         ),
     )
 

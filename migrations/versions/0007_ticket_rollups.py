@@ -26,6 +26,12 @@ BEGIN
 END $$
 """
 
+# Running clocks without a stored breach: the summary counts those past due live, index-only.
+RUNNING_UNFLAGGED = (
+    "sla_due_at IS NOT NULL AND NOT first_response_breached AND NOT resolution_breached"
+)
+RUNNING_INCLUDE = ["created_at", "kind", "category", "channel", "priority", "assignee_id"]
+
 TRIGGERS = {
     "insert": "INSERT ON tickets REFERENCING NEW TABLE AS changed_rows",
     "update": "UPDATE ON tickets REFERENCING NEW TABLE AS changed_rows",
@@ -108,6 +114,14 @@ def upgrade() -> None:
     op.create_index(
         "ix_ticket_rollup_dirty_hour", "ticket_rollup_dirty", ["tenant_id", "hour"], unique=False
     )
+    op.create_index(
+        "ix_tickets_running_unflagged",
+        "tickets",
+        ["tenant_id", "sla_due_at"],
+        unique=False,
+        postgresql_include=RUNNING_INCLUDE,
+        postgresql_where=sa.text(RUNNING_UNFLAGGED),
+    )
     op.execute(FUNCTION)
     for name, event in TRIGGERS.items():
         op.execute(
@@ -125,6 +139,11 @@ def downgrade() -> None:
     for name in TRIGGERS:
         op.execute(f"DROP TRIGGER ticket_rollups_{name} ON tickets")
     op.execute("DROP FUNCTION ticket_rollups_mark_dirty()")
+    op.drop_index(
+        "ix_tickets_running_unflagged",
+        table_name="tickets",
+        postgresql_where=sa.text(RUNNING_UNFLAGGED),
+    )
     op.drop_index("ix_ticket_rollup_dirty_hour", table_name="ticket_rollup_dirty")
     op.drop_table("ticket_rollup_dirty")
     op.drop_table("ticket_rollup_days")

@@ -64,6 +64,15 @@ def free_port() -> int:
         return port
 
 
+_server_pids: dict[str, int] = {}
+
+
+def server_cpu_seconds(url: str) -> float:
+    """User + system CPU time used so far by the server process behind `url` (Linux)."""
+    fields = Path(f"/proc/{_server_pids[url]}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def serve(app: str, env: dict[str, str], factory: bool = False) -> Iterator[str]:
     """Run `uvicorn app` (one worker) on a loopback port until the block ends."""
@@ -82,7 +91,9 @@ def serve(app: str, env: dict[str, str], factory: bool = False) -> Iterator[str]
             time.sleep(0.2)
         else:
             raise RuntimeError(f"{app} did not start")
-        yield f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{port}"
+        _server_pids[url] = proc.pid
+        yield url
     finally:
         proc.terminate()
         proc.wait(10)

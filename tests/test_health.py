@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from datetime import datetime
+
 import httpx
+import pytest
+
+from app.middleware import access_log
 
 
 async def test_healthz_and_readyz_report_ok(client: httpx.AsyncClient) -> None:
@@ -33,3 +40,20 @@ async def test_unknown_route_is_problem_json(client: httpx.AsyncClient) -> None:
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["status"] == 404
+
+
+async def test_each_request_writes_one_json_log_line_with_its_id(
+    client: httpx.AsyncClient, capfd: pytest.CaptureFixture[str]
+) -> None:
+    access_log.setLevel(logging.INFO)  # the test settings log warnings only
+    try:
+        capfd.readouterr()
+        await client.get("/healthz", headers={"X-Request-ID": "trace-log-1"})
+        lines = [json.loads(line) for line in capfd.readouterr().err.splitlines()]
+    finally:
+        access_log.setLevel(logging.NOTSET)
+    [entry] = [line for line in lines if line.get("request_id") == "trace-log-1"]
+    assert entry["logger"] == "kezhan.access"
+    assert (entry["method"], entry["path"], entry["status"]) == ("GET", "/healthz", 200)
+    assert entry["duration_ms"] >= 0
+    assert datetime.fromisoformat(entry["time"]).tzinfo is not None

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.runtime import Runtime
-from app.services.loyalty import hooks
+from app.services.loyalty import hooks, ledger
 from tests.conftest import RunJobs
 from tests.factories import TenantCtx
 from tests.loyalty.conftest import Shop, ledger_state
@@ -93,6 +93,25 @@ async def test_redemption_spends_the_oldest_lots_first(shop: Shop) -> None:
             )
         ).scalars()
         assert list(left) == [0, 50]
+    assert await ledger_state(shop.runtime, shop.ctx.tenant_id) == []
+
+
+async def test_a_posting_from_a_process_whose_ids_lag_still_sorts_after_earlier_entries(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uuid7() runs ahead of the clock in a process that has just made many ids (the posting
+    # job, an import); a posting from another process must still come after their entries.
+    customer = await shop.ctx.customer()
+    funded = await _credit(shop.ctx, customer, 100)
+    behind = uuid.UUID(int=(uuid.UUID(funded["id"]).int - (3_600_000 << 80)))
+    monkeypatch.setattr(ledger, "new_id", lambda: behind)
+    response = await _post(shop.ctx, _url(customer, "/redemptions"), {"points": 40, "reason": "x"})
+    assert response.status_code == 201, response.text
+    redeemed = uuid.UUID(response.json()["id"])
+    assert redeemed > uuid.UUID(funded["id"])
+    assert redeemed.version == 7
+    entries = await shop.ctx.request("GET", _url(customer, "/entries"))
+    assert [e["id"] for e in entries.json()["items"]] == [str(redeemed), funded["id"]]
     assert await ledger_state(shop.runtime, shop.ctx.tenant_id) == []
 
 

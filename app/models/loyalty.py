@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKeyConstraint,
+    Identity,
     Index,
     Integer,
     String,
@@ -75,7 +76,7 @@ class LoyaltyEntry(TenantMixin, Base):
             ["loyalty_accounts.tenant_id", "loyalty_accounts.customer_id"],
         ),
         Index("uq_loyalty_entries_idempotency_key", "tenant_id", "idempotency_key", unique=True),
-        Index("ix_loyalty_entries_account", "tenant_id", "customer_id", "id"),
+        Index("ix_loyalty_entries_account", "tenant_id", "customer_id", "seq"),
         Index("ix_loyalty_entries_created_at", "tenant_id", "created_at"),
         CheckConstraint(
             "(kind IN ('earn', 'bonus', 'referral') AND points > 0)"
@@ -89,6 +90,13 @@ class LoyaltyEntry(TenantMixin, Base):
     )
 
     customer_id: Mapped[uuid.UUID]
+    seq: Mapped[int] = mapped_column(
+        BigInteger,
+        Identity(always=True),
+        comment="Posting order: drawn at insert, under the account's lock, so an account's "
+        "entries in seq order chain their balance_after (time-ordered ids from two processes "
+        "in one millisecond need not).",
+    )
     kind: Mapped[str] = mapped_column(String(20))
     points: Mapped[int] = mapped_column(BigInteger)
     balance_after: Mapped[int] = mapped_column(BigInteger)

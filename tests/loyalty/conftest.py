@@ -99,7 +99,7 @@ async def ledger_state(runtime: Runtime, tenant_id: uuid.UUID) -> list[str]:
                         LoyaltyEntry.tenant_id == tenant_id,
                         LoyaltyEntry.customer_id == account.customer_id,
                     )
-                    .order_by(LoyaltyEntry.id)
+                    .order_by(LoyaltyEntry.seq)
                 )
             )
             total = sum(e.points for e in entries)

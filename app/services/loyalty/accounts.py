@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import Conflict, FieldError, InvalidTransition, NotFound
+from app.errors import Conflict, FieldError, InvalidTransition, NotFound, ValidationFailed
 from app.models.loyalty import LoyaltyAccount, LoyaltyEntry, LoyaltyLot, LoyaltyOrderEarn
 from app.schemas.loyalty import (
     AccountOut,
@@ -42,7 +42,7 @@ from app.services.loyalty.ledger import (
 )
 from app.services.loyalty.lots import expiring_lots, expiry_for
 from app.services.loyalty.program import Program, current_program
-from app.services.paging import cursor_id, encode_cursor
+from app.services.paging import cursor_values, encode_cursor
 
 SOON = timedelta(days=30)
 
@@ -109,11 +109,21 @@ async def list_entries(
         LoyaltyEntry.tenant_id == actor.tenant_id, LoyaltyEntry.customer_id == customer_id
     )
     if cursor is not None:
-        query = query.where(LoyaltyEntry.id < cursor_id(cursor))
-    rows = list(await session.scalars(query.order_by(LoyaltyEntry.id.desc()).limit(limit + 1)))
+        query = query.where(LoyaltyEntry.seq < _cursor_seq(cursor))
+    rows = list(await session.scalars(query.order_by(LoyaltyEntry.seq.desc()).limit(limit + 1)))
     if len(rows) <= limit:
         return rows, None
-    return rows[:limit], encode_cursor({"id": str(rows[limit - 1].id)})
+    return rows[:limit], encode_cursor({"seq": str(rows[limit - 1].seq)})
+
+
+def _cursor_seq(cursor: str) -> int:
+    (value,) = cursor_values(cursor, "seq")
+    if not value.isdigit():
+        raise ValidationFailed(
+            "invalid cursor",
+            [FieldError(["query", "cursor"], "use the next_cursor of a previous page")],
+        )
+    return int(value)
 
 
 async def _once(

@@ -309,28 +309,10 @@ _ENTRY_COLUMNS = (
     "idempotency_key",
     "created_at",
 )
-# The entry's id is the account's next: a UUIDv7 made in this process, or, when that does not
-# sort after the account's last entry, the same id moved to the millisecond after it. uuid7()
-# runs ahead of the clock in a process that makes many ids at once (the posting job, an import),
-# so another process's postings could otherwise sort before entries written earlier. The
-# statement runs under the account lock, so it sees the previous holder's last entry.
-_INSERT_ENTRY = f"""
-WITH last AS (
-    SELECT (SELECT id FROM loyalty_entries
-            WHERE tenant_id = :tenant_id AND customer_id = :customer_id
-            ORDER BY id DESC LIMIT 1) AS id
+_INSERT_ENTRY = (
+    f"INSERT INTO loyalty_entries ({', '.join(_ENTRY_COLUMNS)})"
+    f" VALUES ({', '.join(':' + c for c in _ENTRY_COLUMNS)})"
 )
-INSERT INTO loyalty_entries ({", ".join(_ENTRY_COLUMNS)})
-SELECT {", ".join("next.id" if c == "id" else ":" + c for c in _ENTRY_COLUMNS)}
-FROM last CROSS JOIN LATERAL (
-    SELECT CASE WHEN last.id IS NULL OR CAST(:id AS uuid) > last.id THEN CAST(:id AS uuid)
-        ELSE CAST(encode(overlay(uuid_send(CAST(:id AS uuid)) PLACING substring(int8send(
-            ('x' || substr(replace(CAST(last.id AS text), '-', ''), 1, 12))::bit(48)::bigint + 1)
-            FROM 3) FROM 1 FOR 6), 'hex') AS uuid)
-    END AS id
-) next
-RETURNING id
-"""
 
 # Oldest lots first: a batch of open lots with the points before each (running sum), the ones
 # needed to cover `amount` lowered and their consumptions written, in one statement.
@@ -389,8 +371,7 @@ def _new_entry(
 
 
 async def _insert_entry(session: AsyncSession, entry: LoyaltyEntry) -> None:
-    params = {c: getattr(entry, c) for c in _ENTRY_COLUMNS}
-    entry.id = await session.scalar(text(_INSERT_ENTRY), params)
+    await session.execute(text(_INSERT_ENTRY), {c: getattr(entry, c) for c in _ENTRY_COLUMNS})
 
 
 async def spend_points(

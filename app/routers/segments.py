@@ -91,7 +91,7 @@ async def preview(
     )
     return PreviewOut(
         count=result.count,
-        items=[MemberOut.model_validate(m) for m in result.items],
+        items=result.items,
         next_cursor=result.next_cursor,
     )
 
@@ -273,7 +273,7 @@ async def list_members(
     items, next_cursor = await saved.members(
         session, actor, segment_id, clock(), sort, descending, limit, cursor
     )
-    return Page(items=[MemberOut.model_validate(m) for m in items], next_cursor=next_cursor)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get(

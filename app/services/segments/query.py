@@ -7,7 +7,6 @@ import csv
 import io
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.crypto import Vault
 from app.errors import FieldError, ValidationFailed
 from app.models import CustomerContact
+from app.schemas.segments import MemberOut
 from app.schemas.segments import MemberSort as SortKey
 from app.services.paging import cursor_values, encode_cursor
 from app.services.segments.fields import RFM_GROUPS, QueryContext, c, customers, f, facts
@@ -42,25 +42,6 @@ _SORT_EXPR: dict[SortKey, Any] = {
     SortKey.last_order_at: func.coalesce(f.last_order_at, literal(_NEVER)),
     SortKey.first_order_at: func.coalesce(f.first_order_at, literal(_NEVER)),
 }
-
-
-@dataclass(frozen=True)
-class Member:
-    id: uuid.UUID
-    display_name: str | None
-    province: str | None
-    city: str | None
-    tags: list[str]
-    order_count: int
-    total_spent_fen: int
-    avg_order_value_fen: int
-    last_order_at: datetime | None
-    days_since_last_order: int | None
-    rfm_r: int | None
-    rfm_f: int | None
-    rfm_m: int | None
-    rfm_group: str | None
-    lifecycle_stage: str
 
 
 _FROM = customers.outerjoin(facts, and_(f.tenant_id == c.tenant_id, f.customer_id == c.id))
@@ -82,9 +63,9 @@ _MEMBER_COLUMNS = (
 )
 
 
-def _member(row: Any, now: datetime) -> Member:
+def _member(row: Any, now: datetime) -> MemberOut:
     last = row.last_order_at
-    return Member(
+    return MemberOut(
         id=row.id,
         display_name=row.display_name,
         province=row.province,
@@ -160,7 +141,7 @@ async def page_members(
     descending: bool,
     limit: int,
     cursor: str | None,
-) -> tuple[list[Member], str | None]:
+) -> tuple[list[MemberOut], str | None]:
     """Keyset pages ordered by a fact plus the id, so later pages never shift."""
     query = _matching(condition, ctx)
     if sort is SortKey.newest:

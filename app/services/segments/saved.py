@@ -16,20 +16,20 @@ from app.crypto import Vault
 from app.errors import NotFound
 from app.models import Segment, SegmentEvaluation
 from app.models.base import new_id
+from app.schemas.segments import MemberOut
 from app.schemas.segments import MemberSort as SortKey
 from app.services.auth import Principal
 from app.services.paging import check_if_match, cursor_id, encode_cursor
 from app.services.segments import query
 from app.services.segments.compiler import compile_filter
 from app.services.segments.fields import QueryContext
-from app.services.segments.query import Member
 from app.services.segments.rules import category_patterns
 
 
 @dataclass(frozen=True)
 class Preview:
     count: int
-    items: list[Member]
+    items: list[MemberOut]
     next_cursor: str | None
 
 
@@ -181,7 +181,7 @@ async def members(
     descending: bool,
     limit: int,
     cursor: str | None,
-) -> tuple[list[Member], str | None]:
+) -> tuple[list[MemberOut], str | None]:
     """A page of the segment's members; the first page also records the segment's size."""
     actor.require("segments:read")
     segment = await _load(session, actor.tenant_id, segment_id)

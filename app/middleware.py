@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sys
 import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import TextIO
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,10 +33,23 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record comes (test runners swap and close it;
+    libraries still log from exit handlers)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        """The stream is always the current stderr."""
+
+
 def configure_logging(level: str) -> None:
     # Written synchronously: a hand-off to a writer thread measured slower (the queue put wakes
     # the thread, which then competes for the GIL) than one small write per request.
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -53,7 +53,7 @@ async def current_revisions(engine: AsyncEngine) -> set[str]:
 
 
 class SchemaBehind(RuntimeError):
-    pass
+    """The database is at an older migration than this code."""
 
 
 async def ensure_at_head(engine: AsyncEngine) -> None:

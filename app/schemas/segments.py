@@ -144,4 +144,4 @@ class ThresholdsIn(Schema):
 
 
 class ThresholdsOut(ThresholdsIn):
-    pass
+    """The tenant's lifecycle thresholds as stored."""

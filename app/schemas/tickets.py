@@ -174,7 +174,7 @@ class TicketSettingsIn(Schema):
 
 
 class TicketSettingsOut(TicketSettingsIn):
-    pass
+    """The tenant's ticket settings as stored."""
 
 
 # --- tickets -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ request from becoming a denial of service.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -255,19 +256,15 @@ def _datetime(value: Any, loc: Loc) -> datetime:
 
 def _date(value: Any, loc: Loc) -> date:
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             return date.fromisoformat(value)
-        except ValueError:
-            pass
     raise _fail(loc, "expected a date (YYYY-MM-DD)", value)
 
 
 def _uuid(value: Any, loc: Loc) -> uuid.UUID:
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             return uuid.UUID(value)
-        except ValueError:
-            pass
     raise _fail(loc, "expected an id (UUID)", value)
 
 

@@ -39,6 +39,18 @@ def id_problem(column: str, pattern: str) -> Check:
     return Check(problem, column)
 
 
+def status_problem(status: pl.Expr, column: str, known: tuple[str, ...]) -> Check:
+    """Statuses: present and one the platform's notes list (cleaned text in `status`)."""
+    problem = (
+        pl.when(status.is_null())
+        .then(pl.lit("status_missing"))
+        .when(~status.is_in(known))
+        .then(pl.lit("status_unknown"))
+        .otherwise(None)
+    )
+    return Check(problem, column)
+
+
 def split_valid(
     frame: pl.DataFrame, checks: list[Check], file: str, order_no: pl.Expr, raw: pl.Expr
 ) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -14,7 +14,13 @@ import polars as pl
 from app.services.imports import cells as c
 from app.services.imports.export import ITEM_SCHEMA, ORDER_SCHEMA, REJECTION_SCHEMA, UTC_TIME
 from app.services.imports.headers import Detected
-from app.services.imports.rows import Check, id_problem, in_header_order, split_valid
+from app.services.imports.rows import (
+    Check,
+    id_problem,
+    in_header_order,
+    split_valid,
+    status_problem,
+)
 from app.services.imports.table import LINE, RawTable, bad_rejections
 
 ORDER_NO_RE = r"^\d+$"
@@ -74,16 +80,8 @@ def list_checks(table: RawTable, det: Detected, limit: datetime | None) -> list[
             checks.append(Check(c.time_problem(f[field], bound), f[field]))
     if "completed_at" in f:
         checks.append(Check(c.time_problem(f["completed_at"], None), f["completed_at"]))
-    status = status_text(pl.col(f["raw_status"]))
     checks.append(
-        Check(
-            pl.when(status.is_null())
-            .then(pl.lit("status_missing"))
-            .when(~status.is_in(KNOWN_STATUSES))
-            .then(pl.lit("status_unknown"))
-            .otherwise(None),
-            f["raw_status"],
-        )
+        status_problem(status_text(pl.col(f["raw_status"])), f["raw_status"], KNOWN_STATUSES)
     )
     return checks
 

@@ -609,6 +609,18 @@ async def remove_identity(
     return await get_customer(session, vault, actor, customer_id)
 
 
+async def ensure_body_customer(
+    session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
+) -> None:
+    """422 pointing at `customer_id` unless a customer named in a request body exists here."""
+    try:
+        await ensure_customer(session, tenant_id, customer_id)
+    except NotFound as exc:
+        raise ValidationFailed(
+            "unknown customer", [FieldError(["body", "customer_id"], "no such customer")]
+        ) from exc
+
+
 async def ensure_customer(
     session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
 ) -> None:

@@ -14,7 +14,7 @@ from app.models import NpsResponse, Ticket, TicketSurvey
 from app.models.base import new_id
 from app.schemas.tickets import NpsIn, SurveyIn, TicketStatus
 from app.services.auth import Principal
-from app.services.customers import ensure_customer
+from app.services.customers import ensure_body_customer
 from app.services.paging import cursor_id, encode_cursor
 from app.services.tickets.staff import actor_of
 from app.services.tickets.tickets import _event
@@ -71,12 +71,7 @@ async def record_nps(
 ) -> NpsResponse:
     principal.require("tickets:write")
     tenant_id = principal.tenant_id
-    try:
-        await ensure_customer(session, tenant_id, data.customer_id)
-    except NotFound as exc:
-        raise ValidationFailed(
-            "unknown customer", [FieldError(["body", "customer_id"], "no such customer")]
-        ) from exc
+    await ensure_body_customer(session, tenant_id, data.customer_id)
     if data.ticket_id is not None:
         ticket = await session.get(Ticket, (tenant_id, data.ticket_id))
         if ticket is None or ticket.customer_id != data.customer_id:

@@ -28,7 +28,7 @@ from app.schemas.tickets import (
     Visibility,
 )
 from app.services.auth import Principal
-from app.services.customers import ensure_customer
+from app.services.customers import ensure_body_customer
 from app.services.loyalty import hooks as loyalty_hooks
 from app.services.paging import check_if_match, cursor_id, cursor_values, encode_cursor
 from app.services.tickets import categories, config, sla, states
@@ -376,12 +376,7 @@ async def create_ticket(
 ) -> TicketRecord:
     principal.require("tickets:write")
     tenant_id = principal.tenant_id
-    try:
-        await ensure_customer(session, tenant_id, data.customer_id)
-    except NotFound as exc:
-        raise ValidationFailed(
-            "unknown customer", [FieldError(["body", "customer_id"], "no such customer")]
-        ) from exc
+    await ensure_body_customer(session, tenant_id, data.customer_id)
     await categories.ensure_usable(session, tenant_id, data.category, ["body", "category"])
     if data.assignee_id is not None:
         await ensure_assignable(session, tenant_id, data.assignee_id, ["body", "assignee_id"])

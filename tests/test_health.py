@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import datetime
@@ -49,6 +50,7 @@ async def test_each_request_writes_one_json_log_line_with_its_id(
     try:
         capfd.readouterr()
         await client.get("/healthz", headers={"X-Request-ID": "trace-log-1"})
+        await asyncio.sleep(0)  # lines are written when the loop's current turn ends
         lines = [json.loads(line) for line in capfd.readouterr().err.splitlines()]
     finally:
         access_log.setLevel(logging.NOTSET)

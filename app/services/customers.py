@@ -33,12 +33,10 @@ from app.models import Customer, CustomerAddress, CustomerContact, CustomerIdent
 from app.models.base import new_id, utcnow
 from app.schemas.customers import (
     AddressIn,
-    AddressOut,
     CustomerCreate,
     CustomerOut,
     CustomerUpdate,
     IdentityIn,
-    IdentityOut,
 )
 from app.services import pii
 from app.services.auth import Principal
@@ -178,44 +176,48 @@ class _Decoder:
             return masked
         return self.vault.decrypt(self.tenant_id, base64.b64decode(enc_b64))
 
-    def address(self, a: dict[str, Any]) -> AddressOut:
-        return AddressOut(
-            id=a["id"],
-            label=a["label"],
-            receiver_name=self.value(a["receiver_name_masked"], a["receiver_name_enc"]),
-            phone=self.value(a["phone_masked"], a["phone_enc"]),
-            province=a["province"],
-            city=a["city"],
-            district=a["district"],
-            street=self.value(a["street_masked"], a["street_enc"]),
-            postal_code=a["postal_code"],
-            is_default=a["is_default"],
-        )
+    def address(self, a: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": a["id"],
+            "label": a["label"],
+            "receiver_name": self.value(a["receiver_name_masked"], a["receiver_name_enc"]),
+            "phone": self.value(a["phone_masked"], a["phone_enc"]),
+            "province": a["province"],
+            "city": a["city"],
+            "district": a["district"],
+            "street": self.value(a["street_masked"], a["street_enc"]),
+            "postal_code": a["postal_code"],
+            "is_default": a["is_default"],
+        }
 
 
 def _to_record(row: asyncpg.Record | RowMapping, decoder: _Decoder) -> CustomerRecord:
+    # One validation of plain data: pydantic-core builds the nested models in one pass, a third
+    # of the cost of constructing each address and identity model from Python.
     contacts = row["contacts"]
-    profile = CustomerOut(
-        id=row["id"],
-        display_name=row["display_name"],
-        gender=row["gender"],
-        birthday=row["birthday"],
-        province=row["province"],
-        city=row["city"],
-        district=row["district"],
-        phones=[
-            decoder.value(c["masked"], c["enc"]) or "" for c in contacts if c["kind"] == "phone"
-        ],
-        emails=[
-            decoder.value(c["masked"], c["enc"]) or "" for c in contacts if c["kind"] == "email"
-        ],
-        addresses=[decoder.address(a) for a in row["addresses"]],
-        tags=row["tags"],
-        attributes=row["attributes"],
-        identities=[IdentityOut.model_validate(i) for i in row["identities"]],
-        personal_data="clear" if decoder.clear else "masked",
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+    profile = CustomerOut.model_validate(
+        {
+            "id": row["id"],
+            "display_name": row["display_name"],
+            "gender": row["gender"],
+            "birthday": row["birthday"],
+            "province": row["province"],
+            "city": row["city"],
+            "district": row["district"],
+            "phones": [
+                decoder.value(c["masked"], c["enc"]) or "" for c in contacts if c["kind"] == "phone"
+            ],
+            "emails": [
+                decoder.value(c["masked"], c["enc"]) or "" for c in contacts if c["kind"] == "email"
+            ],
+            "addresses": [decoder.address(a) for a in row["addresses"]],
+            "tags": row["tags"],
+            "attributes": row["attributes"],
+            "identities": row["identities"],
+            "personal_data": "clear" if decoder.clear else "masked",
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+        }
     )
     return CustomerRecord(profile, row["version"])
 

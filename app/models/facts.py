@@ -1,7 +1,7 @@
 """Per-customer facts derived from orders, kept current by imports and rebuildable from scratch.
 
-Besides the order aggregates a row carries the customer's RFM scores and lifecycle stage, which
-the segment recompute job writes (they depend on the whole tenant, not on one customer's orders).
+The customer's RFM scores and lifecycle stage live in `customer_scores` (app/models/segments.py):
+the tenant-wide recompute rewrites them, and a narrow row is far cheaper to rewrite than this one.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
-    SmallInteger,
     String,
     Text,
     func,
@@ -38,9 +37,7 @@ class CustomerFacts(Base):
         Index("ix_customer_facts_last_order", "tenant_id", "last_order_at"),
         Index("ix_customer_facts_products", "merchant_codes", postgresql_using="gin"),
         Index("ix_customer_facts_categories", "categories", postgresql_using="gin"),
-        # RFM and lifecycle columns are deliberately not indexed and pages keep free space, so
-        # the tenant-wide recomputes are HOT updates that touch no index (few values each: an
-        # index would rarely beat a scan anyway).
+        # Pages keep free space so a refresh that changes no indexed column stays a HOT update.
         {"postgresql_with": {"fillfactor": 85}},
     )
 
@@ -73,13 +70,4 @@ class CustomerFacts(Base):
         ARRAY(Text), default=list, server_default="{}"
     )
     categories: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")
-    rfm_r: Mapped[int | None] = mapped_column(SmallInteger)
-    rfm_f: Mapped[int | None] = mapped_column(SmallInteger)
-    rfm_m: Mapped[int | None] = mapped_column(SmallInteger)
-    rfm_group: Mapped[str | None] = mapped_column(String(30))
-    rfm_as_of: Mapped[datetime | None]
-    lifecycle_stage: Mapped[str] = mapped_column(
-        String(20), default="prospect", server_default="prospect"
-    )
-    lifecycle_since: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)

@@ -1,4 +1,5 @@
-"""Saved segments and their size over time, lifecycle history, category rules, tenant settings."""
+"""Saved segments and their size over time, customer scores (RFM, lifecycle stage) and their
+history, category rules, tenant settings."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -54,6 +56,38 @@ class SegmentEvaluation(Base):
     segment_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     evaluated_at: Mapped[datetime] = mapped_column(primary_key=True)
     member_count: Mapped[int] = mapped_column(BigInteger)
+
+
+class CustomerScores(Base):
+    """A customer's RFM scores and lifecycle stage, written by the tenant-wide recompute.
+
+    Kept apart from the wide `customer_facts` row (product and category arrays, four indexes) so
+    that a recompute where every customer changes writes small tuples with one index, and a
+    changed row usually stays on its page (HOT). Not indexed beyond the key: each column has a
+    handful of values, where a scan wins anyway. A customer without a row is a prospect.
+    """
+
+    __tablename__ = "customer_scores"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "customer_id"],
+            ["customers.tenant_id", "customers.id"],
+            ondelete="CASCADE",
+        ),
+        {"postgresql_with": {"fillfactor": 80}},
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    rfm_r: Mapped[int | None] = mapped_column(SmallInteger)
+    rfm_f: Mapped[int | None] = mapped_column(SmallInteger)
+    rfm_m: Mapped[int | None] = mapped_column(SmallInteger)
+    rfm_group: Mapped[str | None] = mapped_column(String(30))
+    rfm_as_of: Mapped[datetime | None]
+    lifecycle_stage: Mapped[str] = mapped_column(
+        String(20), default="prospect", server_default="prospect"
+    )
+    lifecycle_since: Mapped[datetime | None]
 
 
 class LifecycleEvent(Base):

@@ -1,8 +1,8 @@
 """Customer analytics: sales overview, RFM distribution, lifecycle flows, cohorts, geography.
 
-Each endpoint is one or a few aggregate statements over orders and customer facts with a larger
-`work_mem` for the transaction (hash aggregates stay in memory). Months and days are those of
-Asia/Shanghai, where the sellers and their marketplaces live.
+Each endpoint is one or a few aggregate statements over orders, customer facts and scores with
+a larger `work_mem` for the transaction (hash aggregates stay in memory). Months and days are
+those of Asia/Shanghai, where the sellers and their marketplaces live.
 """
 
 from __future__ import annotations
@@ -156,9 +156,11 @@ async def rfm(session: AsyncSession, actor: Principal) -> RfmOut:
     grid = await _rows(
         session,
         """
-        SELECT rfm_r AS r, rfm_f AS f, count(*) AS customers,
-               coalesce(sum(total_spent_fen), 0)::bigint AS spent
-        FROM customer_facts WHERE tenant_id = :t AND rfm_r IS NOT NULL
+        SELECT s.rfm_r AS r, s.rfm_f AS f, count(*) AS customers,
+               coalesce(sum(f.total_spent_fen), 0)::bigint AS spent
+        FROM customer_scores s
+        LEFT JOIN customer_facts f ON f.tenant_id = s.tenant_id AND f.customer_id = s.customer_id
+        WHERE s.tenant_id = :t AND s.rfm_r IS NOT NULL
         GROUP BY 1, 2 ORDER BY 1, 2
         """,
         t=t,
@@ -168,9 +170,12 @@ async def rfm(session: AsyncSession, actor: Principal) -> RfmOut:
         for r in await _rows(
             session,
             """
-            SELECT rfm_group, count(*) AS customers,
-                   coalesce(sum(total_spent_fen), 0)::bigint AS spent
-            FROM customer_facts WHERE tenant_id = :t AND rfm_group IS NOT NULL
+            SELECT s.rfm_group, count(*) AS customers,
+                   coalesce(sum(f.total_spent_fen), 0)::bigint AS spent
+            FROM customer_scores s
+            LEFT JOIN customer_facts f
+                   ON f.tenant_id = s.tenant_id AND f.customer_id = s.customer_id
+            WHERE s.tenant_id = :t AND s.rfm_group IS NOT NULL
             GROUP BY 1
             """,
             t=t,
@@ -221,9 +226,9 @@ async def lifecycle(
         for r in await _rows(
             session,
             """
-            SELECT coalesce(f.lifecycle_stage, 'prospect') AS stage, count(*) AS customers
+            SELECT coalesce(s.lifecycle_stage, 'prospect') AS stage, count(*) AS customers
             FROM customers c
-            LEFT JOIN customer_facts f ON f.tenant_id = c.tenant_id AND f.customer_id = c.id
+            LEFT JOIN customer_scores s ON s.tenant_id = c.tenant_id AND s.customer_id = c.id
             WHERE c.tenant_id = :t GROUP BY 1
             """,
             t=t,

@@ -28,7 +28,12 @@ async def _facts(runtime: Runtime, customer_id: str) -> dict[str, Any]:
     async with runtime.read_sessions() as session:
         row = (
             await session.execute(
-                text("SELECT * FROM customer_facts WHERE customer_id = :c"), {"c": customer_id}
+                text(
+                    "SELECT * FROM customer_facts "
+                    "LEFT JOIN customer_scores USING (tenant_id, customer_id) "
+                    "WHERE customer_id = :c"
+                ),
+                {"c": customer_id},
             )
         ).one()
     return dict(row._mapping)
@@ -145,6 +150,7 @@ def test_cli_rebuild_recomputes_facts_from_orders(
         try:
             return await conn.fetchrow(
                 "SELECT total_spent_fen, lifecycle_stage FROM customer_facts "
+                "JOIN customer_scores USING (tenant_id, customer_id) "
                 "WHERE tenant_id = $1 AND customer_id = $2",
                 tenant_id,
                 customer_id,

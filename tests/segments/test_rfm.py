@@ -107,7 +107,9 @@ async def _facts(runtime: Runtime, tenant_id: uuid.UUID) -> pl.DataFrame:
             await session.execute(
                 text(
                     "SELECT customer_id::text AS id, order_count, total_spent_fen, "
-                    "last_order_at, rfm_r, rfm_f, rfm_m, rfm_group FROM customer_facts "
+                    "last_order_at, rfm_r, rfm_f, rfm_m, rfm_group, rfm_as_of, "
+                    "lifecycle_stage, lifecycle_since "
+                    "FROM customer_facts LEFT JOIN customer_scores USING (tenant_id, customer_id) "
                     "WHERE tenant_id = :t"
                 ),
                 {"t": tenant_id},

@@ -313,7 +313,7 @@ def _array_literal(spec: Field, values: list[Any]) -> Any:
 
 
 def _default_matches(spec: Field, op: str, value: Any, loc: Loc) -> bool:
-    """Would a customer without a facts row (all counts 0, a prospect) match?"""
+    """Would a customer without a facts or scores row (all counts 0, a prospect) match?"""
     default = spec.default
     if op == "is_null":
         return True
@@ -343,7 +343,7 @@ def _apply(spec: Field, op: str, value: Any, ctx: QueryContext, loc: Loc) -> Any
     nullable = spec.default is None
     if not nullable and _default_matches(spec, op, value, loc):
         # Only then does the default need spelling out: a bare column keeps the condition
-        # strict, so PostgreSQL turns the facts LEFT JOIN into an inner join and uses indexes.
+        # strict, so PostgreSQL turns the LEFT JOIN into an inner join and uses indexes.
         column = func.coalesce(column, spec.default)
     if op == "is_null":
         if not isinstance(value, bool):

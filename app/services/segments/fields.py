@@ -1,7 +1,8 @@
 """The field catalogue of the filter language: each field's type, SQL expression and operators.
 
-Every segment query reads `customers` (alias `c`) left-joined to `customer_facts` (alias `f`):
-a customer no import has touched yet has no facts row and counts as a prospect with no orders.
+Every segment query reads `customers` (alias `c`) left-joined to `customer_facts` (alias `f`)
+and `customer_scores` (alias `s`): a customer no import has touched yet has no facts row and
+counts as having no orders; one no recompute has scored yet has no scores row and is a prospect.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.expression import ColumnClause
 
 from app.models import Customer, CustomerFacts, CustomerIdentity, LoyaltyAccount, Ticket
+from app.models.segments import CustomerScores
 from app.schemas.shops import Platform
 
 customers = Customer.__table__.alias("c")
 facts = CustomerFacts.__table__.alias("f")
+scores = CustomerScores.__table__.alias("s")
 identities = CustomerIdentity.__table__.alias("ci")
 loyalty = LoyaltyAccount.__table__.alias("la")
 tickets = Ticket.__table__.alias("tk")
-c, f = customers.c, facts.c
+c, f, s = customers.c, facts.c, scores.c
 
 PLATFORMS = tuple(p.value for p in Platform)
 GENDERS = ("male", "female", "unknown")
@@ -178,15 +181,15 @@ _FIELDS: list[Field] = [
     Field("categories", FieldType.string_list, "facts",
           "The tenant's product categories bought (see category rules).", _col(f.categories)),
     Field("rfm_r", FieldType.integer, "rfm", "Recency score 1-5 (5 = most recent).",
-          _col(f.rfm_r)),
-    Field("rfm_f", FieldType.integer, "rfm", "Frequency score 1-5.", _col(f.rfm_f)),
-    Field("rfm_m", FieldType.integer, "rfm", "Monetary score 1-5.", _col(f.rfm_m)),
-    Field("rfm_group", FieldType.enum, "rfm", "The eight-group RFM label.", _col(f.rfm_group),
+          _col(s.rfm_r)),
+    Field("rfm_f", FieldType.integer, "rfm", "Frequency score 1-5.", _col(s.rfm_f)),
+    Field("rfm_m", FieldType.integer, "rfm", "Monetary score 1-5.", _col(s.rfm_m)),
+    Field("rfm_group", FieldType.enum, "rfm", "The eight-group RFM label.", _col(s.rfm_group),
           tuple(RFM_GROUPS)),
     Field("lifecycle_stage", FieldType.enum, "lifecycle", "Lifecycle stage.",
-          _col(f.lifecycle_stage), LIFECYCLE_STAGES, default="prospect"),
+          _col(s.lifecycle_stage), LIFECYCLE_STAGES, default="prospect"),
     Field("lifecycle_since", FieldType.datetime, "lifecycle", "When the stage was entered.",
-          _col(f.lifecycle_since)),
+          _col(s.lifecycle_since)),
     Field("loyalty_tier", FieldType.string, "loyalty", "The loyalty tier (null: no account).",
           _loyalty_tier),
     Field("open_complaints", FieldType.integer, "tickets",

@@ -28,7 +28,16 @@ from app.models import CustomerContact
 from app.schemas.segments import MemberOut
 from app.schemas.segments import MemberSort as SortKey
 from app.services.paging import cursor_values, encode_cursor
-from app.services.segments.fields import RFM_GROUPS, QueryContext, c, customers, f, facts
+from app.services.segments.fields import (
+    RFM_GROUPS,
+    QueryContext,
+    c,
+    customers,
+    f,
+    facts,
+    s,
+    scores,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _NEVER = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC"))
@@ -44,7 +53,9 @@ _SORT_EXPR: dict[SortKey, Any] = {
 }
 
 
-_FROM = customers.outerjoin(facts, and_(f.tenant_id == c.tenant_id, f.customer_id == c.id))
+_FROM = customers.outerjoin(
+    facts, and_(f.tenant_id == c.tenant_id, f.customer_id == c.id)
+).outerjoin(scores, and_(s.tenant_id == c.tenant_id, s.customer_id == c.id))
 _MEMBER_COLUMNS = (
     c.id,
     c.display_name,
@@ -55,11 +66,11 @@ _MEMBER_COLUMNS = (
     func.coalesce(f.total_spent_fen, 0).label("total_spent_fen"),
     func.coalesce(f.avg_order_value_fen, 0).label("avg_order_value_fen"),
     f.last_order_at,
-    f.rfm_r,
-    f.rfm_f,
-    f.rfm_m,
-    f.rfm_group,
-    func.coalesce(f.lifecycle_stage, "prospect").label("lifecycle_stage"),
+    s.rfm_r,
+    s.rfm_f,
+    s.rfm_m,
+    s.rfm_group,
+    func.coalesce(s.lifecycle_stage, "prospect").label("lifecycle_stage"),
 )
 
 

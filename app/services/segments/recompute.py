@@ -1,14 +1,20 @@
-"""Tenant-wide recomputes: RFM scores and groups, lifecycle stages with their history.
+"""Tenant-wide recompute: RFM scores and groups, lifecycle stages with their history.
 
-Both are single set-based statements over `customer_facts` and only write rows whose values
-change, so running them twice at the same `as_of` gives the state of running them once.
+One set-based statement computes both for every customer and writes `customer_scores` only for
+customers whose values change (a customer without a row gets one), so each changed customer is
+written once and running it twice at the same `as_of` gives the state of running it once. Every
+stage change is recorded in `lifecycle_events` by the same statement.
 
 RFM: among the tenant's buying customers (at least one paid order), each of recency (last
 order time), frequency (order count) and monetary (total spent) is scored 1-5 by rank quintile:
 `1 + floor(5 * (rank - 1) / buyers)` where `rank` is the SQL `rank()` ascending (ties share the
 lower rank, so equal values always get equal scores; 5 is the most recent / most / biggest).
 A score is "high" when it is at least the mean of that score over the buyers; the three
-high/low flags give the eight classic groups.
+high/low flags give the eight classic groups. `rfm_as_of` is when the scores last changed.
+
+Lifecycle: the stage follows from the facts and the new RFM group at `as_of` (see `_STAGE`);
+`lifecycle_since` is when the stage was entered. A customer with no row yet counts as a prospect
+(since they were created, when no import has touched them either).
 """
 
 from __future__ import annotations
@@ -23,9 +29,26 @@ from app.services.segments.rules import Thresholds
 
 _WORK_MEM = text("SET LOCAL work_mem = '256MB'")
 
-_RFM = text(
-    """
-    WITH buyers AS (
+_STAGE = """
+    CASE
+      WHEN coalesce(f.order_count, 0) = 0 THEN 'prospect'
+      WHEN f.last_order_at < p.as_of - make_interval(days => :churned_days) THEN 'churned'
+      WHEN f.last_order_at < p.as_of - make_interval(days => :at_risk_days) THEN 'at_risk'
+      WHEN f.last_order_at - f.previous_order_at > make_interval(days => :churned_days)
+        THEN 'won_back'
+      WHEN f.order_count >= :loyal_orders
+           OR (f.order_count >= 2 AND g.grp = 'important_value') THEN 'loyal'
+      WHEN f.order_count = 1
+           AND f.first_order_at >= p.as_of - make_interval(days => :new_days) THEN 'new'
+      ELSE 'active'
+    END
+"""
+
+_RECOMPUTE = text(
+    f"""
+    WITH params AS (
+        SELECT CAST(:as_of AS timestamptz) AS as_of
+    ), buyers AS (
         SELECT customer_id, last_order_at, order_count, total_spent_fen,
                count(*) OVER () AS n
         FROM customer_facts
@@ -44,89 +67,56 @@ _RFM = text(
                    ELSE CASE WHEN f >= avg(f) OVER () THEN 'keep' ELSE 'retain' END END)
                    AS grp
         FROM scored
-    )
-    UPDATE customer_facts t
-    SET rfm_r = g.r, rfm_f = g.f, rfm_m = g.m, rfm_group = g.grp, rfm_as_of = :as_of
-    FROM grouped g
-    WHERE t.tenant_id = :tenant_id AND t.customer_id = g.customer_id
-      AND (t.rfm_r, t.rfm_f, t.rfm_m, t.rfm_group)
-          IS DISTINCT FROM (g.r, g.f, g.m, g.grp)
-    """
-)
-
-_RFM_CLEAR = text(
-    """
-    UPDATE customer_facts
-    SET rfm_r = NULL, rfm_f = NULL, rfm_m = NULL, rfm_group = NULL, rfm_as_of = :as_of
-    WHERE tenant_id = :tenant_id AND order_count = 0 AND rfm_group IS NOT NULL
-    """
-)
-
-# Customers without a facts row (no import touched them yet) get one, as prospects since they
-# were created, so every customer has a stage.
-_PROSPECTS = text(
-    """
-    INSERT INTO customer_facts AS t (tenant_id, customer_id, order_count, total_spent_fen,
-                                     refund_count, refund_fen, lifecycle_stage, lifecycle_since,
-                                     updated_at)
-    SELECT c.tenant_id, c.id, 0, 0, 0, 0, 'prospect', c.created_at, now()
-    FROM customers c
-    WHERE c.tenant_id = :tenant_id
-      AND NOT EXISTS (SELECT FROM customer_facts x
-                      WHERE x.tenant_id = c.tenant_id AND x.customer_id = c.id)
-    ON CONFLICT (tenant_id, customer_id) DO NOTHING
-    """
-)
-
-_LIFECYCLE = text(
-    """
-    WITH params AS (
-        SELECT CAST(:as_of AS timestamptz) AS as_of
     ), computed AS (
-        SELECT customer_id, lifecycle_stage AS old_stage,
-               CASE
-                 WHEN order_count = 0 THEN 'prospect'
-                 WHEN last_order_at < p.as_of - make_interval(days => :churned_days) THEN 'churned'
-                 WHEN last_order_at < p.as_of - make_interval(days => :at_risk_days) THEN 'at_risk'
-                 WHEN last_order_at - previous_order_at > make_interval(days => :churned_days)
-                   THEN 'won_back'
-                 WHEN order_count >= :loyal_orders
-                      OR (order_count >= 2 AND rfm_group = 'important_value') THEN 'loyal'
-                 WHEN order_count = 1
-                      AND first_order_at >= p.as_of - make_interval(days => :new_days) THEN 'new'
-                 ELSE 'active'
-               END AS stage
-        FROM customer_facts, params p
-        WHERE tenant_id = :tenant_id
+        SELECT c.id AS customer_id, p.as_of, g.r, g.f, g.m, g.grp, {_STAGE} AS stage,
+               s.customer_id IS NOT NULL AS has_row,
+               (s.rfm_r, s.rfm_f, s.rfm_m, s.rfm_group) IS DISTINCT FROM (g.r, g.f, g.m, g.grp)
+                   AS rfm_changed,
+               s.rfm_as_of, coalesce(s.lifecycle_stage, 'prospect') AS old_stage,
+               CASE WHEN s.customer_id IS NOT NULL THEN s.lifecycle_since
+                    WHEN f.customer_id IS NULL THEN c.created_at END AS since
+        FROM params p, customers c
+        LEFT JOIN customer_facts f ON f.tenant_id = c.tenant_id AND f.customer_id = c.id
+        LEFT JOIN grouped g ON g.customer_id = c.id
+        LEFT JOIN customer_scores s ON s.tenant_id = c.tenant_id AND s.customer_id = c.id
+        WHERE c.tenant_id = :tenant_id
     ), changed AS (
-        UPDATE customer_facts t
-        SET lifecycle_stage = c.stage, lifecycle_since = CAST(:as_of AS timestamptz)
-        FROM computed c
-        WHERE t.tenant_id = :tenant_id AND t.customer_id = c.customer_id
-          AND c.stage <> c.old_stage
-        RETURNING t.customer_id, c.old_stage, c.stage
+        SELECT * FROM computed
+        WHERE NOT has_row OR rfm_changed OR stage <> old_stage
+    ), written AS (
+        INSERT INTO customer_scores AS t (tenant_id, customer_id, rfm_r, rfm_f, rfm_m, rfm_group,
+                                          rfm_as_of, lifecycle_stage, lifecycle_since)
+        SELECT :tenant_id, customer_id, r, f, m, grp,
+               CASE WHEN rfm_changed THEN as_of ELSE rfm_as_of END,
+               stage, CASE WHEN stage <> old_stage THEN as_of ELSE since END
+        FROM changed
+        ON CONFLICT (tenant_id, customer_id) DO UPDATE SET
+            rfm_r = excluded.rfm_r, rfm_f = excluded.rfm_f, rfm_m = excluded.rfm_m,
+            rfm_group = excluded.rfm_group, rfm_as_of = excluded.rfm_as_of,
+            lifecycle_stage = excluded.lifecycle_stage,
+            lifecycle_since = excluded.lifecycle_since
     )
     INSERT INTO lifecycle_events (tenant_id, customer_id, from_stage, to_stage, changed_at)
-    SELECT :tenant_id, customer_id, old_stage, stage, CAST(:as_of AS timestamptz) FROM changed
+    SELECT :tenant_id, customer_id, old_stage, stage, as_of
+    FROM changed WHERE stage <> old_stage
+    """
+)
+
+_MARK = text(
+    """
+    INSERT INTO segment_settings AS s (tenant_id, recomputed_at) VALUES (:tenant_id, :as_of)
+    ON CONFLICT (tenant_id) DO UPDATE SET recomputed_at = excluded.recomputed_at
     """
 )
 
 
-async def recompute_rfm(session: AsyncSession, tenant_id: uuid.UUID, as_of: datetime) -> None:
-    await session.execute(_WORK_MEM)
-    params = {"tenant_id": tenant_id, "as_of": as_of}
-    await session.execute(_RFM, params)
-    await session.execute(_RFM_CLEAR, params)
-
-
-async def recompute_lifecycle(
+async def recompute_scores(
     session: AsyncSession, tenant_id: uuid.UUID, as_of: datetime, limits: Thresholds
 ) -> None:
-    """Move every customer to the stage their facts give at `as_of`, recording each change."""
+    """Every customer's RFM scores and lifecycle stage at `as_of`, recording each stage change."""
     await session.execute(_WORK_MEM)
-    await session.execute(_PROSPECTS, {"tenant_id": tenant_id})
     await session.execute(
-        _LIFECYCLE,
+        _RECOMPUTE,
         {
             "tenant_id": tenant_id,
             "as_of": as_of,
@@ -138,18 +128,8 @@ async def recompute_lifecycle(
     )
 
 
-_MARK = text(
-    """
-    INSERT INTO segment_settings AS s (tenant_id, recomputed_at) VALUES (:tenant_id, :as_of)
-    ON CONFLICT (tenant_id) DO UPDATE SET recomputed_at = excluded.recomputed_at
-    """
-)
-
-
 async def recompute_tenant(
     session: AsyncSession, tenant_id: uuid.UUID, as_of: datetime, limits: Thresholds
 ) -> None:
-    """RFM first: the lifecycle's `loyal` stage reads the RFM group."""
-    await recompute_rfm(session, tenant_id, as_of)
-    await recompute_lifecycle(session, tenant_id, as_of, limits)
+    await recompute_scores(session, tenant_id, as_of, limits)
     await session.execute(_MARK, {"tenant_id": tenant_id, "as_of": as_of})

@@ -240,14 +240,19 @@ def _cells(
         raise_if_empty=False,
     )
     cells.columns = columns
-    last = good.get_column(INDEX).max()
-    expected = (last if isinstance(last, int) else 0) + 1
-    if cells.height < expected:
+    wanted = good.get_column(INDEX)
+    if wanted.len() == 0:
+        return cells.clear().with_columns(pl.lit(None, pl.Int64).alias(LINE))
+    first, last = int(wanted[0]), int(wanted[-1])  # records come in file order
+    if cells.height <= last:
         return None
-    cells = cells.with_row_index(INDEX).join(good, on=INDEX, how="semi")
-    if cells.height != good.height:
-        return None
-    return cells.with_columns(good.get_column(LINE)).drop(INDEX)
+    if last - first + 1 == wanted.len():  # no bad or repeated records between
+        cells = cells.slice(first, wanted.len())
+    else:  # by position: a join on the record index held a second copy of every cell
+        cells = cells.select(pl.all().gather(wanted))
+    # Compacted: string work on views into the reader's buffers kept both the buffers and the
+    # results alive (0.4 GB more at the peak of a 1,000,000-order export).
+    return cells.rechunk().with_columns(good.get_column(LINE))
 
 
 def _find_header(records: pl.DataFrame) -> tuple[int, int, list[str]]:

@@ -193,9 +193,27 @@ def test_migration_moves_scores_out_of_the_facts_and_back(scratch_database: str)
         )
     )
     assert columns == []
+    # Scored after the upgrade, before any import touched them: no facts row.
+    fresh = uuid.uuid4()
+    asyncio.run(
+        _fetch(
+            url,
+            "WITH c AS (INSERT INTO customers (tenant_id, id, version) VALUES ($1, $2, 1) "
+            "           RETURNING tenant_id, id, created_at) "
+            "INSERT INTO customer_scores (tenant_id, customer_id, lifecycle_stage, lifecycle_since)"
+            " SELECT tenant_id, id, 'prospect', created_at FROM c",
+            tenant,
+            fresh,
+        )
+    )
+    fresh_scores = asyncio.run(
+        _fetch(
+            url, f"SELECT customer_id, {_SCORED} FROM customer_scores WHERE customer_id = $1", fresh
+        )
+    )
 
     downgrade(url, "0010")
     back = asyncio.run(
         _fetch(url, f"SELECT customer_id, {_SCORED} FROM customer_facts ORDER BY customer_id")
     )
-    assert back == before
+    assert back == sorted([*before, *fresh_scores], key=lambda r: r["customer_id"])

@@ -19,6 +19,7 @@ from app.models.merges import MergeSuggestion
 from app.models.orders import Order, OrderItem
 from app.models.privacy import AuditEvent
 from app.models.segments import (
+    CustomerScores,
     LifecycleEvent,
     ProductCategoryRule,
     Segment,
@@ -49,6 +50,7 @@ __all__ = [
     "CustomerContact",
     "CustomerFacts",
     "CustomerIdentity",
+    "CustomerScores",
     "IdempotencyKey",
     "Import",
     "ImportRejection",

@@ -18,6 +18,8 @@ from app.services.auth import Principal, Role, create_tenant
 from app.services.demo_exports import write_pdd_export, write_tmall_export
 from app.services.imports.load import LoadTarget, Snapshot, load_snapshots
 from app.services.imports.parse import parse_export
+from app.services.segments.recompute import recompute_tenant
+from app.services.segments.rules import thresholds
 
 DEMO_ORDERS = 300
 
@@ -82,6 +84,9 @@ async def seed_demo_tenant(session: AsyncSession, settings: Settings) -> str:
     for customer in _SAMPLE_CUSTOMERS:
         await customers.create_customer(session, vault, owner, customer)
     await _import_demo_orders(session, vault, owner, created)
+    # Scored at once, like after any import, so the RFM grid and lifecycle stages are there to
+    # explore from the first minute (the import path queues this as a job).
+    await recompute_tenant(session, tenant.id, utcnow(), await thresholds(session, tenant.id))
     return issued.secret
 
 

@@ -23,3 +23,19 @@ async def test_demo_tenant_has_imported_orders_and_customers(
     orders = (await client.get("/api/v1/orders", headers=headers, params={"limit": 500})).json()
     assert len(orders["items"]) == 500
     assert any(o["customer_id"] for o in orders["items"])
+
+
+async def test_demo_tenant_is_scored_from_the_start(
+    client: httpx.AsyncClient, runtime: Runtime, settings: Settings
+) -> None:
+    async with runtime.sessions() as session:
+        key = await seed_demo_tenant(session, settings)
+        await session.commit()
+    headers = {"Authorization": f"Bearer {key}"}
+    rfm = (await client.get("/api/v1/analytics/rfm", headers=headers)).json()
+    assert rfm["as_of"] is not None
+    assert rfm["buyers"] > 0
+    assert sum(cell["customers"] for cell in rfm["grid"]) == rfm["buyers"]
+    lifecycle = (await client.get("/api/v1/analytics/lifecycle", headers=headers)).json()
+    buying = [s for s in lifecycle["stages"] if s["stage"] != "prospect" and s["customers"] > 0]
+    assert buying, lifecycle["stages"]

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from app.config import Settings
 from app.runtime import Runtime
 from app.services.demo import DEMO_ORDERS, seed_demo_tenant
 
 
-async def test_demo_tenant_has_imported_orders_and_customers(
-    client: httpx.AsyncClient, runtime: Runtime, settings: Settings
-) -> None:
+@pytest.fixture
+async def headers(runtime: Runtime, settings: Settings) -> dict[str, str]:
+    """The demo tenant's owner key, as `kezhan serve` creates it on first start."""
     async with runtime.sessions() as session:
         key = await seed_demo_tenant(session, settings)
         await session.commit()
-    headers = {"Authorization": f"Bearer {key}"}
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_demo_tenant_has_imported_orders_and_customers(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
     imports = (await client.get("/api/v1/imports", headers=headers)).json()["items"]
     assert {i["platform"] for i in imports} == {"tmall", "pinduoduo"}
     assert all(i["status"] == "succeeded" for i in imports)
@@ -26,12 +32,8 @@ async def test_demo_tenant_has_imported_orders_and_customers(
 
 
 async def test_demo_tenant_is_scored_from_the_start(
-    client: httpx.AsyncClient, runtime: Runtime, settings: Settings
+    client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    async with runtime.sessions() as session:
-        key = await seed_demo_tenant(session, settings)
-        await session.commit()
-    headers = {"Authorization": f"Bearer {key}"}
     rfm = (await client.get("/api/v1/analytics/rfm", headers=headers)).json()
     assert rfm["as_of"] is not None
     assert rfm["buyers"] > 0

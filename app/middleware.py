@@ -119,17 +119,23 @@ def _write_access_line(
         "status": status,
         "duration_ms": round(seconds * 1000, 2),
     }
-    if not _pending_lines:
-        asyncio.get_running_loop().call_soon(_flush_access_lines)
+    global _flush_on
+    loop = asyncio.get_running_loop()
+    if _flush_on is not loop:  # (a loop closed before its flush ran leaves its lines to the next)
+        loop.call_soon(_flush_access_lines)
+        _flush_on = loop
     _pending_lines.append(orjson.dumps(line) + b"\n")
 
 
 _pending_lines: list[bytes] = []
+_flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
 
 
 def _flush_access_lines() -> None:
     """Write the lines of the requests that finished in this turn of the event loop, with one
     system call: whole lines, so they never interleave with other log records."""
+    global _flush_on
+    _flush_on = None
     data = memoryview(b"".join(_pending_lines))
     _pending_lines.clear()
     while data:

@@ -10,7 +10,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from app.middleware import access_log
+from app.middleware import _write_access_line, access_log
 
 
 async def test_healthz_and_readyz_report_ok(client: httpx.AsyncClient) -> None:
@@ -59,3 +59,30 @@ async def test_each_request_writes_one_json_log_line_with_its_id(
     assert (entry["method"], entry["path"], entry["status"]) == ("GET", "/healthz", 200)
     assert entry["duration_ms"] >= 0
     assert datetime.fromisoformat(entry["time"]).tzinfo is not None
+
+
+def test_access_lines_left_by_a_closed_loop_are_written_by_the_next(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    async def write(request_id: str) -> None:
+        _write_access_line(request_id, "GET", "/healthz", 200, 0.001)
+
+    first = asyncio.new_event_loop()
+
+    def write_then_stop() -> None:
+        _write_access_line("left-behind", "GET", "/healthz", 200, 0.001)
+        first.stop()  # the loop ends before the flush it just scheduled can run
+
+    first.call_soon(write_then_stop)
+    first.run_forever()
+    first.close()
+    assert "left-behind" not in capfd.readouterr().err
+
+    async def write_and_yield() -> None:
+        await write("next-loop")
+        await asyncio.sleep(0)
+
+    asyncio.run(write_and_yield())
+    ids = [json.loads(line)["request_id"] for line in capfd.readouterr().err.splitlines()]
+    assert "left-behind" in ids
+    assert "next-loop" in ids

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.deps import ClockDep, CurrentKey, Session
+from app.lean_route import LeanRoute
 from app.problems import responses
 from app.schemas.analytics import (
     CohortsOut,
@@ -21,7 +22,7 @@ from app.schemas.analytics import (
 )
 from app.services import analytics
 
-router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
+router = APIRouter(route_class=LeanRoute, prefix="/api/v1/analytics", tags=["analytics"])
 
 Since = Annotated[
     datetime | None, Query(description="Window start, inclusive (default: 30 days ago).")

@@ -7,11 +7,12 @@ import uuid
 from fastapi import APIRouter, status
 
 from app.deps import CurrentKey, RuntimeDep, Session
+from app.lean_route import LeanRoute
 from app.problems import responses
 from app.schemas.auth import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.services import auth
 
-router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys"])
+router = APIRouter(route_class=LeanRoute, prefix="/api/v1/api-keys", tags=["api keys"])
 
 
 @router.post(

@@ -8,12 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.deps import CurrentKey, ReadSession
+from app.lean_route import LeanRoute
 from app.problems import responses
 from app.schemas.common import Cursor, Limit, Page
 from app.schemas.privacy import AuditEventOut
 from app.services import privacy
 
-router = APIRouter(prefix="/api/v1/audit-events", tags=["privacy"])
+router = APIRouter(route_class=LeanRoute, prefix="/api/v1/audit-events", tags=["privacy"])
 
 
 @router.get(

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.deps import ClockDep, CurrentKey, IfMatch, ReadPool, ReadSession, Session, VaultDep
+from app.lean_route import LeanRoute
 from app.middleware import request_id_var
 from app.problems import responses
 from app.schemas.common import Cursor, Limit, Page
@@ -28,7 +29,7 @@ from app.services import customers, interactions, privacy
 from app.services.customers import CustomerFilters, CustomerRecord
 from app.services.paging import etag
 
-router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
+router = APIRouter(route_class=LeanRoute, prefix="/api/v1/customers", tags=["customers"])
 
 
 def _with_etag(record: CustomerRecord, response: Response) -> CustomerOut:

@@ -6,9 +6,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.deps import RuntimeDep
+from app.lean_route import LeanRoute
 from app.migrate import current_revisions, head_revisions
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=LeanRoute, tags=["health"])
 
 
 @router.get("/healthz", summary="The process is alive")

@@ -8,13 +8,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from app.deps import ClockDep, CurrentKey, ReadSession, Session
+from app.lean_route import LeanRoute
 from app.middleware import request_id_var
 from app.problems import responses
 from app.schemas.common import Cursor, Limit, Page
 from app.schemas.identities import MergeOut, MergeRequest, MergeSuggestionOut
 from app.services import identities
 
-router = APIRouter(prefix="/api/v1", tags=["identities"])
+router = APIRouter(route_class=LeanRoute, prefix="/api/v1", tags=["identities"])
 
 
 @router.get(

@@ -10,13 +10,14 @@ from fastapi.responses import JSONResponse
 
 from app.deps import ClockDep, CurrentKey, ReadSession, RuntimeDep, Session
 from app.errors import PayloadTooLarge
+from app.lean_route import LeanRoute
 from app.problems import responses
 from app.routers.orders import IdempotencyKey
 from app.schemas.common import Cursor, Limit, Page
 from app.schemas.imports import ImportOut, RejectionOut
 from app.services.imports import jobs, pipeline
 
-router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
+router = APIRouter(route_class=LeanRoute, prefix="/api/v1/imports", tags=["imports"])
 
 
 @router.post(

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from app.deps import ClockDep, CurrentKey, IfMatch, ReadSession, Session
+from app.lean_route import LeanRoute
 from app.problems import responses
 from app.schemas.common import Cursor, Limit, Page
 from app.schemas.loyalty import (
@@ -28,7 +29,7 @@ from app.schemas.loyalty import (
 from app.services.loyalty import accounts, program, reports
 from app.services.paging import etag
 
-router = APIRouter(prefix="/api/v1/loyalty", tags=["loyalty"])
+router = APIRouter(route_class=LeanRoute, prefix="/api/v1/loyalty", tags=["loyalty"])
 
 IdempotencyKeyHeader = Annotated[
     str,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Header, Query
 from fastapi.responses import JSONResponse
 
 from app.deps import ClockDep, CurrentKey, ReadSession, RuntimeDep, Session, VaultDep
+from app.lean_route import LeanRoute
 from app.problems import responses
 from app.schemas.common import Cursor, Limit, Page
 from app.schemas.orders import OrderBatch, OrderBatchOut, OrderOut, OrderStatus
@@ -18,7 +19,7 @@ from app.services import orders
 from app.services.orders import OrderFilters
 from app.services.segments.jobs import schedule_recompute
 
-router = APIRouter(prefix="/api/v1", tags=["orders"])
+router = APIRouter(route_class=LeanRoute, prefix="/api/v1", tags=["orders"])
 
 IdempotencyKey = Annotated[
     str | None,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from app.deps import ClockDep, CurrentKey, IfMatch, ReadSession, RuntimeDep, Session, VaultDep
+from app.lean_route import LeanRoute
 from app.models import Segment
 from app.problems import responses
 from app.schemas.common import Cursor, Limit, Page
@@ -35,7 +36,7 @@ from app.services.segments import compiler, jobs, rules, saved
 from app.services.segments.fields import FIELDS
 from app.services.segments.rules import Thresholds
 
-router = APIRouter(prefix="/api/v1/segments", tags=["segments"])
+router = APIRouter(route_class=LeanRoute, prefix="/api/v1/segments", tags=["segments"])
 
 Sort = Annotated[MemberSort, Query(description="Order members by this fact (then by id).")]
 Descending = Annotated[bool, Query(description="Largest / latest first.")]

@@ -7,13 +7,14 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from app.deps import CurrentKey, IfMatch, ReadSession, Session
+from app.lean_route import LeanRoute
 from app.problems import responses
 from app.schemas.common import Cursor, Limit, Page
 from app.schemas.shops import ShopCreate, ShopOut, ShopUpdate
 from app.services import shops
 from app.services.paging import etag
 
-router = APIRouter(prefix="/api/v1/shops", tags=["shops"])
+router = APIRouter(route_class=LeanRoute, prefix="/api/v1/shops", tags=["shops"])
 
 
 @router.post(

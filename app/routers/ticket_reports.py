@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.deps import ClockDep, CurrentKey, Session
+from app.lean_route import LeanRoute
 from app.problems import responses
 from app.schemas.tickets import (
     NpsDimension,
@@ -21,7 +22,7 @@ from app.services.tickets import reports
 
 # Reports use a transaction (not the autocommit read session) so that they can raise work_mem
 # for their own sorts only (SET LOCAL).
-router = APIRouter(prefix="/api/v1/ticket-reports", tags=["ticket reports"])
+router = APIRouter(route_class=LeanRoute, prefix="/api/v1/ticket-reports", tags=["ticket reports"])
 
 After = Annotated[datetime | None, Query(description="Inclusive.")]
 Before = Annotated[datetime | None, Query(description="Exclusive.")]

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from app.deps import ClockDep, CurrentKey, IfMatch, ReadSession, Session
+from app.lean_route import LeanRoute
 from app.problems import responses
 from app.schemas.common import Cursor, Limit, Page
 from app.schemas.tickets import (
@@ -26,10 +27,14 @@ from app.schemas.tickets import (
 from app.services.paging import etag
 from app.services.tickets import categories, config, staff
 
-staff_router = APIRouter(prefix="/api/v1/staff", tags=["ticket set-up"])
-category_router = APIRouter(prefix="/api/v1/ticket-categories", tags=["ticket set-up"])
-sla_router = APIRouter(prefix="/api/v1/sla-policies", tags=["ticket set-up"])
-settings_router = APIRouter(prefix="/api/v1/ticket-settings", tags=["ticket set-up"])
+staff_router = APIRouter(route_class=LeanRoute, prefix="/api/v1/staff", tags=["ticket set-up"])
+category_router = APIRouter(
+    route_class=LeanRoute, prefix="/api/v1/ticket-categories", tags=["ticket set-up"]
+)
+sla_router = APIRouter(route_class=LeanRoute, prefix="/api/v1/sla-policies", tags=["ticket set-up"])
+settings_router = APIRouter(
+    route_class=LeanRoute, prefix="/api/v1/ticket-settings", tags=["ticket set-up"]
+)
 
 
 @staff_router.post(

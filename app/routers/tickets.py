@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.deps import ClockDep, CurrentKey, IfMatch, ReadSession, Session
+from app.lean_route import LeanRoute
 from app.problems import responses
 from app.schemas.common import Cursor, Limit, Page
 from app.schemas.tickets import (
@@ -32,8 +33,8 @@ from app.services.paging import etag
 from app.services.tickets import surveys, tickets
 from app.services.tickets.tickets import TicketFilters, TicketRecord
 
-router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
-nps_router = APIRouter(prefix="/api/v1/nps-responses", tags=["tickets"])
+router = APIRouter(route_class=LeanRoute, prefix="/api/v1/tickets", tags=["tickets"])
+nps_router = APIRouter(route_class=LeanRoute, prefix="/api/v1/nps-responses", tags=["tickets"])
 
 
 def _with_etag(record: TicketRecord, response: Response) -> TicketOut:

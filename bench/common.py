@@ -50,6 +50,20 @@ def fresh_database(prefix: str) -> str:
     return url
 
 
+def drop_database(url: str) -> None:
+    """Drop a database made by `fresh_database` (benches that keep nothing for reuse)."""
+    name = make_url(url).database
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(server_url())
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
 def bench_keys() -> dict[str, str]:
     return {
         "KEZHAN_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),

@@ -24,7 +24,14 @@ from app.schemas.customers import AddressIn, CustomerCreate, IdentityIn
 from app.schemas.shops import Platform
 from app.services import customers
 from app.services.auth import Principal, Role, create_tenant
-from bench.common import bench_keys, fresh_database, serve, server_cpu_seconds, wrk
+from bench.common import (
+    bench_keys,
+    drop_database,
+    fresh_database,
+    serve,
+    server_cpu_seconds,
+    wrk,
+)
 
 
 async def seed(url: str, keys: dict[str, str], count: int) -> tuple[str, str, list[str]]:
@@ -94,6 +101,14 @@ def main() -> None:
     args = parser.parse_args()
 
     url = fresh_database("kezhan_bench_customers")
+    try:
+        runs = measure_both(url, args)
+    finally:
+        drop_database(url)
+    report(runs, args)
+
+
+def measure_both(url: str, args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
     keys = bench_keys()
     tenant_id, api_key, ids = asyncio.run(seed(url, keys, args.customers))
     env = {"DATABASE_URL": url, **keys, "BENCH_TENANT": tenant_id, "KEZHAN_LOG_LEVEL": "INFO"}
@@ -113,7 +128,11 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, (server, script) in scripts.items():
                 runs[name].append(measure(server, script, args.seconds))
+    return runs
 
+
+def report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
+    names = tuple(runs)
     print(
         f"machine: {platform.platform()}, {os.cpu_count()} cores, load average "
         f"{os.getloadavg()[0]:.1f}; {args.customers} customers; wrk -t2 -c64 -d{args.seconds}s "

@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import asyncpg
+import pytest
 
 from app.config import Settings
 from app.runtime import Runtime
@@ -42,15 +44,28 @@ def _worker_env(settings: Settings) -> dict[str, str]:
     }
 
 
-async def _wait_for(conn: asyncpg.Connection, query: str, timeout: float = 60.0) -> None:
+async def _wait_for(
+    conn: asyncpg.Connection,
+    query: str,
+    timeout: float = 120.0,
+    worker: subprocess.Popen[bytes] | None = None,
+    worker_log: Path | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while not await conn.fetchval(query):
+        if worker is not None and worker.poll() is not None:
+            log = worker_log.read_text(errors="replace")[-3000:] if worker_log else ""
+            pytest.fail(f"the worker exited ({worker.returncode}) before: {query}\n{log}")
         assert time.monotonic() < deadline, f"timed out waiting for: {query}"
         await asyncio.sleep(0.05)
 
 
 async def test_worker_killed_mid_load_resumes_to_the_same_state(
-    tenants: TenantFactory, settings: Settings, runtime: Runtime, run_jobs: RunJobs
+    tenants: TenantFactory,
+    settings: Settings,
+    runtime: Runtime,
+    run_jobs: RunJobs,
+    tmp_path: Path,
 ) -> None:
     tenant = await tenants.create()
     shop = await tenant.shop("pinduoduo")
@@ -60,12 +75,14 @@ async def test_worker_killed_mid_load_resumes_to_the_same_state(
 
     blocker = await asyncpg.connect(runtime.database_url)
     watcher = await asyncpg.connect(runtime.database_url)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "worker", "--queue", "imports"],
-        env=_worker_env(settings),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker_log = tmp_path / "worker.log"
+    with worker_log.open("wb") as log_handle:  # the child keeps its own copy of the handle
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker", "--queue", "imports"],
+            env=_worker_env(settings),
+            stdout=subprocess.DEVNULL,
+            stderr=log_handle,
+        )
     try:
         # Hold the customer facts table: the load writes orders, items and customers, then
         # waits here, inside its one transaction, to refresh facts. That is where we kill it.
@@ -74,6 +91,8 @@ async def test_worker_killed_mid_load_resumes_to_the_same_state(
             watcher,
             "SELECT count(*) FROM pg_locks WHERE NOT granted"
             " AND relation = 'customer_facts'::regclass",
+            worker=worker,
+            worker_log=worker_log,
         )
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)

@@ -11,6 +11,8 @@ import codecs
 import csv
 import io
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -141,9 +143,13 @@ def parse_export(paths: list[Path], declared_platform: str) -> list[ParsedExport
     )
 
 
-def _read_table(file: ExportFile) -> RawTable:
+@contextmanager
+def _open_table(file: ExportFile) -> Iterator[RawTable]:
+    """The file as a table, whose cell batches are read while the block runs (a transcoded
+    copy of a GB18030 file lives only that long)."""
     if file.container == "xlsx":
-        return read_xlsx_table(file.path)
+        yield read_xlsx_table(file.path)
+        return
     enc = Encoding(file.encoding, BOM_LENGTHS.get(file.encoding, 0))
     name = file.path.name
 
@@ -151,7 +157,7 @@ def _read_table(file: ExportFile) -> RawTable:
         return list(detect(header, name, file.platform, file.kind).fields.values())
 
     with utf8_file(file.path, enc) as path:
-        return read_csv_table(name, path, used)
+        yield read_csv_table(name, path, used)
 
 
 def _detected(table: RawTable, file: ExportFile) -> Detected:
@@ -191,24 +197,21 @@ def _pair_tmall(files: list[ExportFile]) -> list[tuple[ExportFile, ExportFile | 
 
 def _tmall_snapshot(list_file: ExportFile, detail_file: ExportFile | None) -> ParsedExport:
     limit = export_time_of(list_file.path.name).limit
-    list_table = _read_table(list_file)
-    orders, rejected, rejected_orders = tmall.parse_list(
-        list_table, _detected(list_table, list_file), limit
-    )
+    with _open_table(list_file) as list_table:
+        orders, rejected, rejected_orders = tmall.parse_list(
+            list_table, _detected(list_table, list_file), limit
+        )
     orders, duplicated = _first_per_order(orders, "订单编号")
     notes: list[str] = []
     items = None
     item_rejections = empty_rejections()
-    # keep only the counts of each table: its cells are dead weight once parsed
     counts = [(list_table.records, list_table.duplicates, list_table.blank_lines)]
-    del list_table
     if detail_file is not None:
-        detail_table = _read_table(detail_file)
+        with _open_table(detail_file) as detail_table:
+            items, item_rejections = tmall.parse_items(
+                detail_table, _detected(detail_table, detail_file), orders.get_column("order_no")
+            )
         counts.append((detail_table.records, detail_table.duplicates, detail_table.blank_lines))
-        items, item_rejections = tmall.parse_items(
-            detail_table, _detected(detail_table, detail_file)
-        )
-        del detail_table
     else:
         notes.append(f"{list_file.path.name}: no detail file, order lines not included")
     canonical, lines, orphans = tmall.join(orders, rejected_orders, items)
@@ -230,12 +233,13 @@ def _tmall_snapshot(list_file: ExportFile, detail_file: ExportFile | None) -> Pa
 
 
 def _pdd_snapshot(file: ExportFile) -> ParsedExport:
-    table = _read_table(file)
-    orders, items, rejected = pinduoduo.parse_orders(
-        table, _detected(table, file), export_time_of(file.path.name).limit
-    )
+    with _open_table(file) as table:
+        orders, items, rejected = pinduoduo.parse_orders(
+            table, _detected(table, file), export_time_of(file.path.name).limit
+        )
     orders, duplicated = _first_per_order(orders, "订单号")
-    items = items.join(orders.select("order_no", "line"), on=["order_no", "line"], how="semi")
+    # one item per order row, on the same line (a semi join held a copy of every item)
+    items = items.filter(pl.col("line").is_in(orders.get_column("line").implode()))
     return ParsedExport(
         platform="pinduoduo",
         export_time=file.export_time,

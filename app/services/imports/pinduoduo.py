@@ -103,16 +103,25 @@ def parse_orders(
     table: RawTable, det: Detected, limit: datetime | None
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(orders in ORDER_SCHEMA, items in ITEM_SCHEMA, rejections)."""
+    row_checks = checks(table, det, limit)
+    parts = table.parse_batches(lambda cells: _orders(cells, table, det, row_checks))
+    orders = pl.concat([part[0] for part in parts])
+    items = pl.concat([part[1] for part in parts])
+    rejected = pl.concat([bad_rejections(table, det.fields["order_no"]), *(p[2] for p in parts)])
+    return orders, items, rejected
+
+
+def _orders(
+    cells: pl.DataFrame, table: RawTable, det: Detected, row_checks: list[Check]
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(orders, items, rejections) of one batch of the export's cells."""
     f = det.fields
     order_no = pl.col(f["order_no"])
     numbers = [f[m] for m in (*MONEY, "quantity") if m in f]
     times = [f[t] for t in ("ordered_at", "paid_at", "shipped_at", "completed_at") if t in f]
-    frame = c.clean(table.take_frame(), list(f.values()), numbers, times)
-    valid, rejected = split_valid(
-        frame, checks(table, det, limit), table.file, order_no, table.raw_of_cells()
-    )
+    frame = c.clean(cells, list(f.values()), numbers, times)
+    valid, rejected = split_valid(frame, row_checks, table.file, order_no, table.raw_of_cells())
     del frame
-    rejected = pl.concat([bad_rejections(table, f["order_no"]), rejected])
     name, phone = _text(det, "receiver_name"), _text(det, "receiver_phone")
     has_identity = name.is_not_null() | phone.is_not_null()
     buyer_key = pl.when(has_identity).then(

@@ -4,22 +4,25 @@ Polars' streaming engine scans the file's physical lines once and keeps only num
 a record continues over line breaks while its double quotes are unbalanced (line breaks inside
 quoted 买家留言), which gives every record its first physical line (header = 1, blank lines and
 in-cell breaks counted), its field count (bad counts are rejected, not guessed at) and a hash for
-exact-duplicate detection. Polars' CSV reader then reads the cells of the wanted columns; its
-records line up with ours one for one. Record texts are read back only where needed (the header,
-rejected records, records spanning several lines).
+exact-duplicate detection. Polars' CSV reader then reads the cells of the wanted columns, one
+batch of records at a time from the batch's first physical line (its records line up with ours
+one for one), so a parser cleans each batch before the next is read and the raw cells of a large
+file never coexist. Record texts are read back only where needed (the header, rejected records,
+records spanning several lines).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, TypeVar
 
 import polars as pl
 
-from app.services.imports.decode import undecodable_utf8
+from app.services.imports.decode import CHUNK_BYTES, undecodable_utf8
 from app.services.imports.export import REJECTION_SCHEMA, ExportFileError
 from app.services.imports.headers import looks_like_header, unique_names
 
@@ -32,6 +35,11 @@ UNIT_SEPARATOR = "\x1f"  # never in exports: reading with it gives whole physica
 RAW = "__raw"
 FIELD_RE = r'(?:[^,"]|"(?:[^"]|"")*")*'
 BLANK_RE = r"^[\s,]*$"
+# Records whose raw cells are held at once: a batch of a 55-column export is ~100 MB of strings
+# before cleaning; smaller batches save little more and cost time per read.
+BATCH_RECORDS = 200_000
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -40,7 +48,10 @@ class RawTable:
 
     file: str
     header: list[str]  # normalised, unique column names
-    frame: pl.DataFrame  # good records: one String column per header name, and LINE
+    columns: list[str]  # the header names whose cells are read, in header order
+    # good records in file order, batch by batch (read once): a String column per name in
+    # `columns`, and LINE
+    batches: Iterator[pl.DataFrame]
     bad: pl.DataFrame  # records with the wrong field count: LINE, RAW
     records: int  # data records read (blank lines excluded, duplicates and bad ones included)
     blank_lines: int
@@ -52,31 +63,34 @@ class RawTable:
         pattern = rf"^(?:{FIELD_RE},){{{index}}}({FIELD_RE})"
         return pl.col(RAW).str.extract(pattern, 1)
 
-    def take_frame(self) -> pl.DataFrame:
-        """Hand the cells over (the table keeps an empty frame of the same columns), so the
-        raw cells are freed as soon as the parser has its cleaned copy."""
-        frame, self.frame = self.frame, self.frame.clear()
-        return frame
+    def parse_batches(self, parse: Callable[[pl.DataFrame], T]) -> list[T]:
+        """`parse` of every batch of cells, each batch let go before the next is read."""
+        results = []
+        for batch in self.batches:
+            results.append(parse(batch))
+            del batch  # else the loop variable holds it while the next one is read
+        return results
 
     def raw_of_cells(self) -> pl.Expr:
         """A record rebuilt from the cells read (the columns Kezhan uses), comma-joined: holding
         every record's text for the few rejected ones would double a large import's memory."""
-        cells = [pl.col(name).fill_null("") for name in self.frame.columns if name != LINE]
+        cells = [pl.col(name).fill_null("") for name in self.columns]
         return pl.concat_str(cells, separator=",").str.slice(0, RAW_LIMIT)
 
 
 def read_csv_table(
     file: str, path: Path, wanted: Callable[[list[str]], list[str]] | None = None
 ) -> RawTable:
-    """Read a UTF-8 CSV file (BOM allowed). Polars reads it twice from the file (memory-mapped):
-    once as physical lines (record boundaries, line numbers, field counts, duplicates), once as
-    cells; the two agree record for record, so no Python object per row is ever built.
+    """Read a UTF-8 CSV file (BOM allowed). Polars reads it twice: once as physical lines
+    (record boundaries, line numbers, field counts, duplicates), once as cells, BATCH_RECORDS
+    good records at a time while the table's batches are consumed (the file must still exist
+    then); the two agree record for record, so no Python object per row is ever built.
     `wanted(header)` names the columns to keep (all by default): a 61-column export is mostly
     columns no one reads, and skipping them halves the memory of a large file."""
     records, ends_with_newline = _record_stats(file, path)
     blank_lines = records.filter(pl.col("blank")).height
     head = _texts(file, path, records.filter(~pl.col("blank")).head(HEADER_SEARCH_RECORDS))
-    header_at, header_line, header_cells = _find_header(head)
+    header_at, _, header_cells = _find_header(head)
     header = unique_names(header_cells)
     columns = sorted(set(wanted(header) if wanted else header), key=header.index)
     records = records.filter(~pl.col("blank") & (pl.col(INDEX) > header_at))
@@ -94,11 +108,8 @@ def read_csv_table(
     bad = _texts(file, path, records.filter(~good_mask)).select(LINE, RAW)
     good = records.filter(good_mask).select(INDEX, LINE, END)
     del records
-    frame = _cells(path, header, columns, good.with_columns(pl.col(INDEX) - header_at), header_line)
-    if frame is None:  # polars split records differently (odd quoting): parse our records
-        texts = _texts(file, path, good).select(LINE, RAW)
-        frame = _parse_records(file, texts, header).select(*columns, LINE)
-    return RawTable(file, header, frame, bad, total, blank_lines, duplicates)
+    batches = _cell_batches(file, path, header, columns, good, BATCH_RECORDS)
+    return RawTable(file, header, columns, batches, bad, total, blank_lines, duplicates)
 
 
 def _lines(path: Path) -> pl.LazyFrame:
@@ -204,8 +215,10 @@ def _texts(file: str, path: Path, records: pl.DataFrame) -> pl.DataFrame:
     found = (
         _lines(path)
         .head(last if isinstance(last, int) else 0)  # the reader stops after the last one
-        .join(wanted.lazy(), on=LINE, how="inner")
+        # a filter streams; a join held every line's text of the file at once
+        .filter(pl.col(LINE).is_in(wanted.get_column(LINE).implode()))
         .collect(engine="streaming")
+        .join(wanted, on=LINE, how="inner")
         .sort(LINE)
     )
     return (
@@ -224,32 +237,107 @@ def _ends_with_newline(path: Path) -> bool:
         return fh.read(1) == b"\n"
 
 
+def _cell_batches(
+    file: str,
+    path: Path,
+    header: list[str],
+    columns: list[str],
+    good: pl.DataFrame,
+    batch_records: int,
+) -> Iterator[pl.DataFrame]:
+    """The cells of the good records (INDEX, LINE, END, in file order), `batch_records` at a
+    time; always at least one (maybe empty) frame."""
+    if good.height == 0:
+        yield pl.DataFrame(
+            {name: pl.Series([], dtype=pl.String) for name in columns}
+            | {LINE: pl.Series([], dtype=pl.Int64)}
+        )
+        return
+    with path.open("rb") as fh:
+        lines = _Lines(fh)
+        for start in range(0, good.height, batch_records):
+            yield _batch(file, path, header, columns, good.slice(start, batch_records), lines)
+
+
+class _Lines:
+    """A file read forward by physical lines (from 1): only the bytes asked for are held."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh = fh
+        self.line = 1  # the physical line `rest` starts with
+        self.rest = b""
+
+    def read(self, first: int, last: int) -> bytes:
+        """The bytes of physical lines `first` to `last` (`first` not before the lines read)."""
+        self._take(first - self.line)
+        return self._take(last + 1 - first)
+
+    def _take(self, count: int) -> bytes:
+        parts: list[bytes] = []
+        while count > 0:
+            if not self.rest:
+                self.rest = self.fh.read(CHUNK_BYTES)
+                if not self.rest:
+                    break
+            found = self.rest.count(b"\n")
+            if found < count:  # the whole chunk
+                parts.append(self.rest)
+                self.rest = b""
+                count -= found
+                self.line += found
+                continue
+            end = -1
+            for _ in range(count):
+                end = self.rest.index(b"\n", end + 1)
+            parts.append(self.rest[: end + 1])
+            self.rest = self.rest[end + 1 :]
+            self.line += count
+            count = 0
+        return b"".join(parts)
+
+
+def _batch(
+    file: str,
+    path: Path,
+    header: list[str],
+    columns: list[str],
+    good: pl.DataFrame,
+    lines: _Lines,
+) -> pl.DataFrame:
+    cells = _cells(header, columns, good, lines)
+    if cells is None:  # polars split records differently (odd quoting): parse our records
+        texts = _texts(file, path, good).select(LINE, RAW)
+        cells = _parse_records(file, texts, header).select(*columns, LINE)
+    return cells
+
+
 def _cells(
-    path: Path, header: list[str], columns: list[str], good: pl.DataFrame, header_line: int
+    header: list[str], columns: list[str], good: pl.DataFrame, lines: _Lines
 ) -> pl.DataFrame | None:
-    """Cells of the good records by polars' CSV reader over the file from the header line on
-    (`good` indexes records from the header = 0); None when its records do not line up."""
+    """Cells of some good records by polars' CSV reader over the file's bytes from the first
+    one's physical line to the last one's end (records between that are blank, bad or repeated
+    are read and dropped; the file is not memory-mapped, whose pages read would all count as
+    resident); None when its records do not line up with ours."""
+    indexes = good.get_column(INDEX)
+    first, last = int(indexes[0]), int(indexes[-1])  # records come in file order
+    count = last - first + 1
+    text = lines.read(int(good.get_column(LINE)[0]), int(good.get_column(END)[-1]))
     cells = pl.read_csv(
-        path,
+        text,
         has_header=False,
-        skip_lines=header_line - 1,
+        n_rows=count,
         columns=[header.index(name) for name in columns],
         infer_schema=False,
         quote_char='"',
         truncate_ragged_lines=True,
         raise_if_empty=False,
     )
+    del text
     cells.columns = columns
-    wanted = good.get_column(INDEX)
-    if wanted.len() == 0:
-        return cells.clear().with_columns(pl.lit(None, pl.Int64).alias(LINE))
-    first, last = int(wanted[0]), int(wanted[-1])  # records come in file order
-    if cells.height <= last:
+    if cells.height < count:
         return None
-    if last - first + 1 == wanted.len():  # no bad or repeated records between
-        cells = cells.slice(first, wanted.len())
-    else:  # by position: a join on the record index held a second copy of every cell
-        cells = cells.select(pl.all().gather(wanted))
+    if count != good.height:  # by position: a join on the index held a second copy of every cell
+        cells = cells.select(pl.all().gather(indexes - first))
     # Compacted: string work on views into the reader's buffers kept both the buffers and the
     # results alive (0.4 GB more at the peak of a 1,000,000-order export).
     return cells.rechunk().with_columns(good.get_column(LINE))

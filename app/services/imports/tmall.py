@@ -90,16 +90,25 @@ def parse_list(
     table: RawTable, det: Detected, limit: datetime | None
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(valid orders with helper columns, rejections, order numbers of rejected rows)."""
+    checks = list_checks(table, det, limit)
+    parts = table.parse_batches(lambda cells: _list_orders(cells, table, det, checks))
+    orders = pl.concat([part[0] for part in parts])
+    rejected = pl.concat([bad_rejections(table, det.fields["order_no"]), *(p[1] for p in parts)])
+    rejected_orders = rejected.select("order_no").drop_nulls().unique()
+    return orders, rejected, rejected_orders
+
+
+def _list_orders(
+    cells: pl.DataFrame, table: RawTable, det: Detected, checks: list[Check]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(valid orders with helper columns, rejections) of one batch of the list's cells."""
     f = det.fields
     order_no = pl.col(f["order_no"])
     numbers = [f[m] for m in (*LIST_MONEY, "item_count") if m in f]
     times = [f[t] for t in TIMES if t in f]
-    frame = c.clean(table.take_frame(), list(f.values()), numbers, times)
-    valid, rejected = split_valid(
-        frame, list_checks(table, det, limit), table.file, order_no, table.raw_of_cells()
-    )
+    frame = c.clean(cells, list(f.values()), numbers, times)
+    valid, rejected = split_valid(frame, checks, table.file, order_no, table.raw_of_cells())
     del frame
-    rejected = pl.concat([bad_rejections(table, f["order_no"]), rejected])
     address = _text(det, "address")
     # `省 市 区 街道(邮编)`: split on the first three spaces (the street may hold more)
     valid = valid.with_columns(
@@ -147,8 +156,7 @@ def parse_list(
         pl.lit(table.file).alias("file"),
         pl.col(LINE).alias("line"),
     )
-    rejected_orders = rejected.select("order_no").drop_nulls().unique()
-    return orders, rejected, rejected_orders
+    return orders, rejected
 
 
 def item_checks(table: RawTable, det: Detected) -> list[Check]:
@@ -160,16 +168,29 @@ def item_checks(table: RawTable, det: Detected) -> list[Check]:
     return checks
 
 
-def parse_items(table: RawTable, det: Detected) -> tuple[pl.DataFrame, pl.DataFrame]:
+def parse_items(
+    table: RawTable, det: Detected, order_nos: pl.Series
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(items, rejections); an item of none of the list's `order_nos` keeps its `raw` record
+    for its rejection (the others' would be a large import's biggest column, never used)."""
+    checks = item_checks(table, det)
+    known = order_nos.implode()
+    parts = table.parse_batches(lambda cells: _items(cells, table, det, checks, known))
+    items = pl.concat([part[0] for part in parts])
+    rejected = pl.concat([bad_rejections(table, det.fields["order_no"]), *(p[1] for p in parts)])
+    return items, rejected
+
+
+def _items(
+    cells: pl.DataFrame, table: RawTable, det: Detected, checks: list[Check], known: pl.Series
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(items, rejections) of one batch of the detail file's cells."""
     f = det.fields
     order_no = pl.col(f["order_no"])
     numbers = [f[m] for m in (*ITEM_MONEY, "quantity") if m in f]
-    frame = c.clean(table.take_frame(), list(f.values()), numbers, [])
-    valid, rejected = split_valid(
-        frame, item_checks(table, det), table.file, order_no, table.raw_of_cells()
-    )
+    frame = c.clean(cells, list(f.values()), numbers, [])
+    valid, rejected = split_valid(frame, checks, table.file, order_no, table.raw_of_cells())
     del frame
-    rejected = pl.concat([bad_rejections(table, f["order_no"]), rejected])
     items = valid.select(
         order_no.alias("order_no"),
         _text(det, "sub_order_no").alias("sub_order_no"),
@@ -184,7 +205,10 @@ def parse_items(table: RawTable, det: Detected) -> tuple[pl.DataFrame, pl.DataFr
         _money(det, "refund").alias("refund_fen"),
         pl.lit(table.file).alias("file"),
         pl.col(LINE).alias("line"),
-        table.raw_of_cells().alias("raw"),
+        pl.when(order_no.is_in(known))
+        .then(pl.lit(None, pl.String))
+        .otherwise(table.raw_of_cells())
+        .alias("raw"),
     )
     return items, rejected
 
@@ -198,10 +222,14 @@ def join(
     """(orders in ORDER_SCHEMA, items in ITEM_SCHEMA, rejections of orphan items)."""
     if items is None:
         items = pl.DataFrame(schema=ITEM_SCHEMA | {"raw": pl.String()})
-    known = orders.select("order_no", pl.lit(True).alias("__known"))
-    failed = rejected_orders.select("order_no", pl.lit(True).alias("__failed"))
-    marked = items.join(known, on="order_no", how="left").join(failed, on="order_no", how="left")
-    orphans = marked.filter(pl.col("__known").is_null())
+    # marked by membership, not joins: a join copied every item column twice
+    marked = items.with_columns(
+        pl.col("order_no").is_in(orders.get_column("order_no").implode()).alias("__known"),
+        pl.col("order_no")
+        .is_in(rejected_orders.get_column("order_no").implode())
+        .alias("__failed"),
+    )
+    orphans = marked.filter(~pl.col("__known"))
     orphan_rejections = orphans.select(
         "file",
         "line",
@@ -214,11 +242,13 @@ def join(
         "raw",
     ).cast(REJECTION_SCHEMA)  # type: ignore[arg-type]
     kept = (
-        marked.filter(pl.col("__known"))
+        marked.lazy()  # one plan: the raw text and markers are dropped before the sort copies
+        .filter(pl.col("__known"))
         .sort("line")
         .with_columns((pl.int_range(pl.len()).over("order_no") + 1).alias("line_no"))
         .select(list(ITEM_SCHEMA))
         .cast(ITEM_SCHEMA)  # type: ignore[arg-type]
+        .collect()
     )
     facts = kept.group_by("order_no").agg(
         pl.col("refund_fen").sum().alias("__item_refund"),

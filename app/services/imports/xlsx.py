@@ -89,4 +89,6 @@ def read_xlsx_table(path: Path, max_rows: int | None = None) -> RawTable:
     empty_bad = pl.DataFrame(
         {LINE: pl.Series([], dtype=pl.Int64), RAW: pl.Series([], dtype=pl.String)}
     )
-    return RawTable(name, header, body, empty_bad, total, blank_lines, total - int(first.sum()))
+    duplicates = total - int(first.sum())
+    # the workbook is read whole anyway (xlsx exports are small): one batch
+    return RawTable(name, header, header, iter([body]), empty_bad, total, blank_lines, duplicates)

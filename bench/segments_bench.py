@@ -10,6 +10,15 @@ set-based SQL (skewed: a fifth of the customers never buy, early customers buy m
     python -m bench.segments_bench --full         # 1,000,000 / 5,000,000
     python -m bench.segments_bench --customers 200000 --runs 40
     python -m bench.segments_bench --full --build-only   # data, facts and recompute timings
+
+The database is kept (its name is printed), so the data can be built once and the analytics
+timed many times against it; `--explain` prints EXPLAIN (ANALYZE, BUFFERS) of each statement
+and `--compare-tree` times another checkout's server alternately with this one:
+
+    python -m bench.segments_bench --database kezhan_bench_segments_ab12cd34 --analytics-only
+    python -m bench.segments_bench --database kezhan_bench_segments_ab12cd34 --explain
+    python -m bench.segments_bench --database kezhan_bench_segments_ab12cd34 \
+        --compare-tree /tmp/kezhan-before --analytics-runs 7
 """
 
 from __future__ import annotations
@@ -22,20 +31,25 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
-from app.services.auth import Principal, Role, create_tenant
+from app.schemas.analytics import Interval
+from app.services import analytics
+from app.services.auth import Principal, Role, create_tenant, issue_key
 from app.services.facts import refresh_customer_facts
 from app.services.segments import saved
 from app.services.segments.recompute import recompute_scores
 from app.services.segments.rules import Thresholds
-from bench.common import bench_keys, fresh_database, serve
+from bench.common import bench_keys, fresh_database, serve, server_url
 
 NOW = datetime.now(UTC)
 
@@ -299,14 +313,136 @@ async def over_http(base: str, key: str, runs: int) -> dict[str, list[float]]:
             for _ in range(3):
                 await preview()
             out[f"preview: {name}"] = [await _timed(preview) for _ in range(runs)]
-        for path in ("overview", "rfm", "lifecycle", "cohorts", "geo"):
-
-            async def get(path: str = path) -> None:
-                (await client.get(f"/api/v1/analytics/{path}")).raise_for_status()
-
-            await get()
-            out[f"GET /analytics/{path}"] = [await _timed(get) for _ in range(3)]
     return out
+
+
+ENDPOINTS = ("overview", "rfm", "lifecycle", "cohorts", "geo")
+
+# The same questions with a fixed window, for comparing two servers' answers (the defaults end
+# at the request's own clock, so two default requests never ask quite the same thing).
+FIXED: list[tuple[str, dict[str, str]]] = [
+    ("overview", {"since": _ago(30), "until": NOW.isoformat()}),
+    ("overview", {"since": _ago(400), "until": NOW.isoformat(), "interval": "month"}),
+    ("rfm", {}),
+    ("lifecycle", {"since": _ago(30), "until": NOW.isoformat()}),
+    ("lifecycle", {"since": _ago(365), "until": _ago(100)}),
+    ("cohorts", {"since": _ago(365), "until": NOW.isoformat()}),
+    ("cohorts", {"since": _ago(800), "until": NOW.isoformat()}),
+    ("geo", {}),
+]
+
+
+async def analytics_http(
+    bases: dict[str, str], key: str, runs: int
+) -> dict[tuple[str, str], list[float]]:
+    """ms per analytics request with the parameters the UI sends (none: the defaults); with
+    several servers, their requests alternate so that load from others hits them alike."""
+    headers = {"Authorization": f"Bearer {key}"}
+    clients = {
+        name: httpx.AsyncClient(base_url=base, headers=headers, timeout=300)
+        for name, base in bases.items()
+    }
+    out: dict[tuple[str, str], list[float]] = {}
+    try:
+        for path in ENDPOINTS:
+            for name, client in clients.items():
+                await _get(client, path)  # warm-up
+                out[path, name] = []
+            for _ in range(runs):
+                for name, client in clients.items():
+                    start = time.perf_counter()
+                    await _get(client, path)
+                    out[path, name].append((time.perf_counter() - start) * 1000)
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return out
+
+
+async def _get(client: httpx.AsyncClient, path: str, params: dict[str, str] | None = None) -> Any:
+    response = await client.get(f"/api/v1/analytics/{path}", params=params)
+    response.raise_for_status()
+    return response.json()
+
+
+async def same_answers(bases: dict[str, str], key: str) -> list[str]:
+    """The questions of FIXED whose answers differ between the servers."""
+    headers = {"Authorization": f"Bearer {key}"}
+    differ = []
+    async with httpx.AsyncClient(headers=headers, timeout=300) as client:
+        for path, params in FIXED:
+            answers = []
+            for base in bases.values():
+                response = await client.get(f"{base}/api/v1/analytics/{path}", params=params)
+                response.raise_for_status()
+                answers.append(response.json())
+            if any(a != answers[0] for a in answers[1:]):
+                differ.append(f"{path} {params}")
+    return differ
+
+
+async def explain(url: str, tenant_id: uuid.UUID) -> None:
+    """Each analytics service call in process, then EXPLAIN (ANALYZE, BUFFERS) of every
+    statement it sent, in one transaction with the settings it made (work_mem)."""
+    settings = Settings(database_url=url, db_pool_size=2)
+    engine = create_engine(url, settings)
+    sessions = create_sessionmaker(engine)
+    actor = Principal(tenant_id, uuid.uuid4(), Role.analyst, "bench")
+    sent: list[tuple[str, Any]] = []
+
+    def record(*args: Any) -> None:
+        sent.append((args[2], args[3]))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    month, year = NOW - timedelta(days=30), NOW - timedelta(days=365)
+    calls: dict[str, Callable[[Any], Awaitable[Any]]] = {
+        "overview": lambda s: analytics.overview(s, actor, month, NOW, Interval.day),
+        "rfm": lambda s: analytics.rfm(s, actor),
+        "lifecycle": lambda s: analytics.lifecycle(s, actor, month, NOW),
+        "cohorts": lambda s: analytics.cohorts(s, actor, year, NOW),
+        "geo": lambda s: analytics.geo(s, actor, 20),
+    }
+    conn = await asyncpg.connect(url)
+    try:
+        for name, call in calls.items():
+            sent.clear()
+
+            async def run(call: Callable[[Any], Awaitable[Any]] = call) -> None:
+                async with sessions() as session:
+                    await call(session)
+
+            ms = await _timed(run)
+            print(f"\n## {name}: {ms:.0f} ms in process, {len(sent)} statements")
+            async with conn.transaction():
+                for statement, params in list(sent):
+                    if statement.lstrip().upper().startswith("SET"):
+                        await conn.execute(statement)
+                        continue
+                    plan = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", *params)
+                    print("\n" + "\n".join(row[0] for row in plan))
+    finally:
+        await conn.close()
+        await engine.dispose()
+
+
+async def reuse(url: str) -> tuple[uuid.UUID, str]:
+    """The bench tenant of a database built before, with a new owner key."""
+    settings = Settings(database_url=url, db_pool_size=2)
+    engine = create_engine(url, settings)
+    async with create_sessionmaker(engine)() as session:
+        tenant_id = (
+            await session.execute(text("SELECT id FROM tenants WHERE name = 'bench'"))
+        ).scalar_one()
+        issued = await issue_key(session, tenant_id, "bench rerun", Role.owner)
+        await session.commit()
+    await engine.dispose()
+    return tenant_id, issued.secret
+
+
+def _print_http(values: dict[str, list[float]]) -> None:
+    print("\n| HTTP request | p50 ms | p95 ms |\n| --- | ---: | ---: |")
+    for name, ms in values.items():
+        print(f"| {name} | {_p(ms, 0.5):.1f} | {_p(ms, 0.95):.1f} |")
 
 
 def main() -> None:
@@ -315,43 +451,83 @@ def main() -> None:
     parser.add_argument("--orders-per-customer", type=int, default=5)
     parser.add_argument("--full", action="store_true", help="1,000,000 customers, 5M orders")
     parser.add_argument("--runs", type=int, default=30, help="timed requests per filter")
+    parser.add_argument("--analytics-runs", type=int, default=5, help="timed runs per endpoint")
     parser.add_argument(
         "--build-only", action="store_true", help="only generate, rebuild facts and recompute"
+    )
+    parser.add_argument("--database", help="reuse this database built by an earlier run")
+    parser.add_argument("--analytics-only", action="store_true", help="skip the filter previews")
+    parser.add_argument(
+        "--explain", action="store_true", help="EXPLAIN (ANALYZE, BUFFERS) each analytics query"
+    )
+    parser.add_argument(
+        "--compare-tree",
+        help="a checkout (e.g. `git archive` of an earlier commit) whose server is timed "
+        "alternately with this one, after checking both give the same answers",
     )
     args = parser.parse_args()
     customers = 1_000_000 if args.full else args.customers
     orders = customers * args.orders_per_customer
 
-    url = fresh_database("kezhan_bench_segments")
-    tenant_id, key, timings = asyncio.run(build(url, customers, orders))
     print(
         f"machine: {platform.platform()}, {os.cpu_count()} cores (shared); "
-        f"{customers:,} customers, {orders:,} orders; one uvicorn worker"
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; one uvicorn worker"
     )
-    print("\n| step | seconds |\n| --- | ---: |")
-    for name, seconds in timings.items():
-        print(f"| {name} | {seconds:.1f} |")
-    recompute = timings["RFM + lifecycle recompute"]
-    print(f"\nRFM + lifecycle recompute: {recompute:.1f} s (target < 30 s)")
-    if args.build_only:
+    if args.database:
+        url = make_url(server_url()).set(database=args.database).render_as_string(False)
+        tenant_id, key = asyncio.run(reuse(url))
+        print(f"database {args.database} (reused)")
+    else:
+        url = fresh_database("kezhan_bench_segments")
+        tenant_id, key, timings = asyncio.run(build(url, customers, orders))
+        print(f"database {make_url(url).database} (kept: drop it when done)")
+        print(f"{customers:,} customers, {orders:,} orders")
+        print("\n| step | seconds |\n| --- | ---: |")
+        for name, seconds in timings.items():
+            print(f"| {name} | {seconds:.1f} |")
+        recompute = timings["RFM + lifecycle recompute"]
+        print(f"\nRFM + lifecycle recompute: {recompute:.1f} s (target < 30 s)")
+        if args.build_only:
+            return
+    if args.explain:
+        asyncio.run(explain(url, tenant_id))
         return
-    sql = asyncio.run(compare_sql(url, tenant_id, args.runs))
+    if not args.analytics_only:
+        sql = asyncio.run(compare_sql(url, tenant_id, args.runs))
+        print("\n| question | hand-written SQL ms | Kezhan service ms | ratio |")
+        print("| --- | ---: | ---: | ---: |")
+        for name, (hand_ms, ours_ms) in sql.items():
+            print(f"| {name} | {hand_ms:.1f} | {ours_ms:.1f} | {ours_ms / hand_ms:.2f}x |")
     env = {
         "DATABASE_URL": url,
         **bench_keys(),
         "KEZHAN_JOB_WORKER_IN_PROCESS": "false",
         "KEZHAN_DB_POOL_SIZE": "4",
     }
-    with serve("app.main:create_app", env, factory=True) as base:
-        http = asyncio.run(over_http(base, key, args.runs))
-
-    print("\n| question | hand-written SQL ms | Kezhan service ms | ratio |")
-    print("| --- | ---: | ---: | ---: |")
-    for name, (hand_ms, ours_ms) in sql.items():
-        print(f"| {name} | {hand_ms:.1f} | {ours_ms:.1f} | {ours_ms / hand_ms:.2f}x |")
-    print("\n| HTTP request | p50 ms | p95 ms |\n| --- | ---: | ---: |")
-    for name, values in http.items():
-        print(f"| {name} | {_p(values, 0.5):.1f} | {_p(values, 0.95):.1f} |")
+    with ExitStack() as servers:
+        bases = {"this tree": servers.enter_context(serve("app.main:create_app", env, True))}
+        if args.compare_tree:
+            # Without the working directory on sys.path, `app` is imported from the other tree.
+            other = {**env, "PYTHONSAFEPATH": "1", "PYTHONPATH": args.compare_tree}
+            bases = {
+                args.compare_tree: servers.enter_context(serve("app.main:create_app", other, True)),
+                **bases,
+            }
+            differ = asyncio.run(same_answers(bases, key))
+            print(
+                f"\nanswers differ: {differ}"
+                if differ
+                else "\nsame answers: " + ", ".join(f"{path} {params}" for path, params in FIXED)
+            )
+        if not args.analytics_only:
+            _print_http(asyncio.run(over_http(bases["this tree"], key, args.runs)))
+        timed = asyncio.run(analytics_http(bases, key, args.analytics_runs))
+    print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"\n{args.analytics_runs} runs each, alternating servers")
+    print("\n| GET /api/v1/analytics/... | server | p50 ms | p95 ms | max ms |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for (path, name), ms in timed.items():
+        print(f"| {path} | {name} | {_p(ms, 0.5):.0f} | {_p(ms, 0.95):.0f} | {max(ms):.0f} |")
 
 
 if __name__ == "__main__":

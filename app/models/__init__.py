@@ -1,5 +1,6 @@
 """All tables, imported here so that Alembic and the metadata see every one."""
 
+from app.models.analytics import CustomerMonth
 from app.models.base import Base
 from app.models.customers import Customer, CustomerAddress, CustomerContact, Interaction
 from app.models.facts import CustomerFacts
@@ -50,6 +51,7 @@ __all__ = [
     "CustomerContact",
     "CustomerFacts",
     "CustomerIdentity",
+    "CustomerMonth",
     "CustomerScores",
     "IdempotencyKey",
     "Import",

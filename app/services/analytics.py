@@ -285,13 +285,17 @@ async def cohorts(
     session: AsyncSession, actor: Principal, since: datetime, until: datetime
 ) -> CohortsOut:
     """Buyers grouped by the month of their first purchase; per later month, how many of them
-    bought again and what they spent (month 0 is the first-purchase month itself)."""
+    bought again and what they spent (month 0 is the first-purchase month itself).
+
+    Activity comes from `customer_months` (one row per buyer and month, kept by the facts
+    refresh) rather than from every order. A customer merged into another keeps no orders
+    (they moved to the survivor) but can keep their last rows, so merged ones are skipped."""
     actor.require("analytics:read")
     _check_window(since, until)
     await _analytic(session)
     rows = await _rows(
         session,
-        f"""
+        """
         WITH buyers AS (
             SELECT customer_id,
                    date_trunc('month', first_order_at AT TIME ZONE 'Asia/Shanghai') AS cohort
@@ -305,13 +309,11 @@ async def cohorts(
                    ((extract(year FROM m.month) - extract(year FROM b.cohort)) * 12
                     + extract(month FROM m.month) - extract(month FROM b.cohort))::int
                        AS months_since,
-                   count(DISTINCT o.customer_id) AS buyers,
-                   coalesce(sum(o.paid_fen - o.refund_fen), 0)::bigint AS revenue
+                   count(*) AS buyers, coalesce(sum(m.revenue_fen), 0)::bigint AS revenue
             FROM buyers b
-            JOIN orders o ON o.tenant_id = :t AND o.customer_id = b.customer_id AND {_BUYING}
-            CROSS JOIN LATERAL (
-                SELECT date_trunc('month', o.paid_at AT TIME ZONE 'Asia/Shanghai') AS month
-            ) m
+            JOIN customers c ON c.tenant_id = :t AND c.id = b.customer_id
+                            AND c.merged_into_id IS NULL
+            JOIN customer_months m ON m.tenant_id = :t AND m.customer_id = b.customer_id
             GROUP BY 1, 2
         )
         SELECT s.cohort::date AS cohort, s.size, a.months_since, a.buyers, a.revenue

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import text
 
 from app.runtime import Runtime
+from app.services.facts import refresh_customer_facts
 from app.services.segments.fields import LIFECYCLE_STAGES, RFM_GROUPS
 from tests.conftest import TestClock
 from tests.factories import TenantCtx, TenantFactory
@@ -272,3 +273,145 @@ async def test_lifecycle_stages_and_flows_equal_a_join_of_customers_and_history(
         ]
         assert flows
     assert counts["prospect"] >= 3
+
+
+_COHORTS_FROM_ORDERS = f"""
+    WITH buyers AS (
+        SELECT customer_id,
+               date_trunc('month', first_order_at AT TIME ZONE 'Asia/Shanghai') AS cohort
+        FROM customer_facts
+        WHERE tenant_id = :t AND order_count > 0
+          AND first_order_at >= :since AND first_order_at < :until
+    ), sizes AS (
+        SELECT cohort, count(*) AS size FROM buyers GROUP BY cohort
+    ), activity AS (
+        SELECT b.cohort,
+               ((extract(year FROM m.month) - extract(year FROM b.cohort)) * 12
+                + extract(month FROM m.month) - extract(month FROM b.cohort))::int AS months_since,
+               count(DISTINCT o.customer_id) AS buyers,
+               coalesce(sum(o.paid_fen - o.refund_fen), 0)::bigint AS revenue
+        FROM buyers b
+        JOIN orders o ON o.tenant_id = :t AND o.customer_id = b.customer_id AND {_BUYING}
+        CROSS JOIN LATERAL (
+            SELECT date_trunc('month', o.paid_at AT TIME ZONE 'Asia/Shanghai') AS month
+        ) m
+        GROUP BY 1, 2
+    )
+    SELECT s.cohort::date AS cohort, s.size, a.months_since, a.buyers, a.revenue
+    FROM sizes s JOIN activity a USING (cohort)
+    ORDER BY 1, 3
+"""
+
+
+async def _cohorts_agree(runtime: Runtime, tenant: TenantCtx) -> list[dict[str, Any]]:
+    """The endpoint's cohorts equal those computed from every order; returns them."""
+    since, until = T0 - timedelta(days=40), NOW
+    rows = await _query(runtime, _COHORTS_FROM_ORDERS, t=tenant.tenant_id, since=since, until=until)
+    expected: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        cohort = expected.setdefault(
+            r.cohort.isoformat(), {"cohort": r.cohort.isoformat(), "size": r.size, "months": []}
+        )
+        cohort["months"].append(
+            {
+                "months_since": r.months_since,
+                "buyers": int(r.buyers),
+                "retention": round(int(r.buyers) / int(r.size), 4),
+                "revenue_fen": int(r.revenue),
+            }
+        )
+    response = await tenant.request(
+        "GET",
+        "/api/v1/analytics/cohorts",
+        params={"since": since.isoformat(), "until": until.isoformat()},
+    )
+    assert response.status_code == 200, response.text
+    cohorts: list[dict[str, Any]] = response.json()["cohorts"]
+    assert cohorts == list(expected.values())
+    return cohorts
+
+
+def _order(no: str, key: str, day: int, paid: int, **fields: Any) -> dict[str, Any]:
+    at = (T0 + timedelta(days=day)).isoformat()
+    return {"order_no": no, "buyer_key": key, "status": "completed", "paid_fen": paid,
+            "ordered_at": at, "paid_at": at, **fields}  # fmt: skip
+
+
+async def test_cohorts_follow_batches_status_changes_refunds_merges_and_rebuilds(
+    tenants: TenantFactory, runtime: Runtime, clock: TestClock
+) -> None:
+    clock.set(NOW)
+    tenant = await tenants.create()
+    t = tenant.tenant_id
+    shop = (await tenant.shop("offline"))["id"]
+
+    async def batch(*orders: dict[str, Any]) -> None:
+        response = await tenant.request(
+            "POST", "/api/v1/orders/batch", json={"shop_id": shop, "orders": list(orders)}
+        )
+        assert response.status_code == 200, response.text
+
+    await batch(
+        _order("A-1", "A", 0, 10000), _order("A-2", "A", 35, 2000), _order("A-3", "A", 36, 500),
+        _order("B-1", "B", 3, 7000), _order("B-2", "B", 100, 3000),
+        _order("C-1", "C", 40, 9000), _order("C-2", "C", 70, 1000),
+        _order("D-1", "D", 41, 4000, status="pending_payment", paid_at=None),
+    )  # fmt: skip
+    before = await _cohorts_agree(runtime, tenant)
+    assert [c["size"] for c in before] == [2, 1]
+    # A later export: a status change, a refund, a payment moved to another month, a new buyer.
+    await batch(
+        _order("A-2", "A", 35, 2000, status="refunded", refund_fen=2000),
+        _order("B-2", "B", 100, 3000, status="partially_refunded", refund_fen=1000),
+        _order("C-2", "C", 130, 1000),
+        _order("D-1", "D", 41, 4000),
+    )  # fmt: skip
+    await _cohorts_agree(runtime, tenant)
+
+    async def customer_of(key: str) -> str:
+        found = await tenant.request(
+            "GET", "/api/v1/customers/lookup", params={"platform": "offline", "buyer_key": key}
+        )
+        return str(found.json()["id"])
+
+    a, b, c, d = [await customer_of(k) for k in "ABCD"]
+    merged = await tenant.request(
+        "POST", f"/api/v1/customers/{a}/merge", json={"other_customer_id": b}
+    )
+    assert merged.status_code == 200, merged.text
+    await _cohorts_agree(runtime, tenant)
+    # A loyalty account names C, so C stays as a tombstone pointing at A after the merge.
+    async with runtime.sessions() as session:
+        await session.execute(
+            text(
+                "INSERT INTO loyalty_accounts (tenant_id, customer_id, balance, lifetime_points) "
+                "VALUES (:t, :c, 0, 0)"
+            ),
+            {"t": t, "c": uuid.UUID(c)},
+        )
+        await session.commit()
+    merged = await tenant.request(
+        "POST", f"/api/v1/customers/{d}/merge", json={"other_customer_id": c}
+    )
+    assert merged.status_code == 200, merged.text
+    async with runtime.read_sessions() as session:
+        tombstone = await session.scalar(
+            text("SELECT merged_into_id FROM customers WHERE id = :c"), {"c": uuid.UUID(c)}
+        )
+    assert str(tombstone) == d
+    after = await _cohorts_agree(runtime, tenant)
+    assert after != before
+
+    # `kezhan facts rebuild` refreshes every customer (the tombstone's facts too): the months
+    # are rebuilt from the orders.
+    async with runtime.sessions() as session:
+        await session.execute(text("DELETE FROM customer_months WHERE tenant_id = :t"), {"t": t})
+        await refresh_customer_facts(session, uuid.UUID(str(t)), None)
+        await session.commit()
+
+    def activity(cohorts: list[dict[str, Any]]) -> list[tuple[int, int, int]]:
+        return [
+            (m["months_since"], m["buyers"], m["revenue_fen"]) for c in cohorts for m in c["months"]
+        ]
+
+    assert activity(await _cohorts_agree(runtime, tenant)) == activity(after)

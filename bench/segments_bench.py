@@ -507,8 +507,9 @@ def main() -> None:
     with ExitStack() as servers:
         bases = {"this tree": servers.enter_context(serve("app.main:create_app", env, True))}
         if args.compare_tree:
-            # Without the working directory on sys.path, `app` is imported from the other tree.
-            other = {**env, "PYTHONSAFEPATH": "1", "PYTHONPATH": args.compare_tree}
+            # uvicorn puts its app dir (the working directory unless UVICORN_APP_DIR says
+            # otherwise) first on sys.path: `app` is then imported from the other tree.
+            other = {**env, "UVICORN_APP_DIR": args.compare_tree}
             bases = {
                 args.compare_tree: servers.enter_context(serve("app.main:create_app", other, True)),
                 **bases,

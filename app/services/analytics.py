@@ -41,6 +41,8 @@ from app.schemas.analytics import (
     StageFlow,
 )
 from app.services.auth import Principal
+from app.services.facts import forget_merged_months
+from app.services.identities import MERGE_HOOKS
 from app.services.segments.fields import LIFECYCLE_STAGES, RFM_GROUPS
 
 _WORK_MEM = text("SET LOCAL work_mem = '256MB'")
@@ -287,9 +289,8 @@ async def cohorts(
     """Buyers grouped by the month of their first purchase; per later month, how many of them
     bought again and what they spent (month 0 is the first-purchase month itself).
 
-    Activity comes from `customer_months` (one row per buyer and month, kept by the facts
-    refresh) rather than from every order. A customer merged into another keeps no orders
-    (they moved to the survivor) but can keep their last rows, so merged ones are skipped."""
+    Activity comes from `customer_months` (one row per buyer and month, kept with the facts)
+    rather than from every order."""
     actor.require("analytics:read")
     _check_window(since, until)
     await _analytic(session)
@@ -311,8 +312,6 @@ async def cohorts(
                        AS months_since,
                    count(*) AS buyers, coalesce(sum(m.revenue_fen), 0)::bigint AS revenue
             FROM buyers b
-            JOIN customers c ON c.tenant_id = :t AND c.id = b.customer_id
-                            AND c.merged_into_id IS NULL
             JOIN customer_months m ON m.tenant_id = :t AND m.customer_id = b.customer_id
             GROUP BY 1, 2
         )
@@ -377,3 +376,9 @@ async def geo(session: AsyncSession, actor: Principal, cities_per_province: int)
             :cities_per_province
         ]
     return GeoOut(provinces=ordered)
+
+
+# Customer merges (app.services.identities) run this inside the merge transaction; the app
+# imports this module with its routes, the only place merges come from.
+if forget_merged_months not in MERGE_HOOKS:
+    MERGE_HOOKS.append(forget_merged_months)

@@ -103,12 +103,15 @@ _REFRESH = text(
     """
 )
 
-# The customer's months (app/models/analytics.py), from the same orders: rows of months with no
-# buying order left are deleted, changed ones rewritten, unchanged ones left alone.
+# The customers' months (app/models/analytics.py), from the same orders: rows of months with no
+# buying order left are deleted, changed ones rewritten, unchanged ones left alone. Customers
+# are looked up by key first (a join after the aggregate made the planner read all of them).
 _MONTHS = text(
     f"""
     WITH touched AS (
-        SELECT DISTINCT unnest(CAST(:customer_ids AS uuid[])) AS customer_id
+        SELECT c.id AS customer_id
+        FROM (SELECT DISTINCT unnest(CAST(:customer_ids AS uuid[])) AS id) u
+        JOIN customers c ON c.tenant_id = :tenant_id AND c.id = u.id
     ), fresh AS (
         SELECT o.customer_id,
                date_trunc('month', o.paid_at AT TIME ZONE 'Asia/Shanghai')::date AS month,
@@ -126,7 +129,6 @@ _MONTHS = text(
     INSERT INTO customer_months AS m (tenant_id, customer_id, month, orders, revenue_fen)
     SELECT :tenant_id, f.customer_id, f.month, f.orders, f.revenue_fen
     FROM fresh f
-    JOIN customers c ON c.tenant_id = :tenant_id AND c.id = f.customer_id
     ORDER BY f.customer_id, f.month
     ON CONFLICT (tenant_id, customer_id, month) DO UPDATE SET
         orders = excluded.orders, revenue_fen = excluded.revenue_fen

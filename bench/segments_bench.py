@@ -250,9 +250,11 @@ async def build(url: str, customers: int, orders: int) -> tuple[uuid.UUID, str, 
     timings["facts rebuild (all customers)"] = await _timed(rebuild) / 1000
     timings["RFM + lifecycle recompute"] = await _timed(recompute) / 1000
     timings["RFM + lifecycle recompute again (nothing changes)"] = await _timed(recompute) / 1000
+    # The generator's ANALYZE ran before these tables were filled (and autovacuum may be off:
+    # it is on the shared bench server), so the planner would see them empty.
     conn = await asyncpg.connect(url)
-    await conn.execute("VACUUM ANALYZE customer_facts")
-    await conn.execute("VACUUM ANALYZE customer_scores")
+    for table in ("customer_facts", "customer_scores", "customer_months", "lifecycle_events"):
+        await conn.execute(f"VACUUM ANALYZE {table}")
     await conn.close()
     await engine.dispose()
     return tenant.id, issued.secret, timings

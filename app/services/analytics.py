@@ -47,6 +47,7 @@ from app.services.segments.fields import LIFECYCLE_STAGES, RFM_GROUPS
 
 _WORK_MEM = text("SET LOCAL work_mem = '256MB'")
 _NO_JIT = text("SET LOCAL jit = off")
+_RANDOM_PAGES = text("SET LOCAL random_page_cost = 1.1")
 _BUYING = "o.paid_at IS NOT NULL AND o.status <> 'pending_payment'"
 _WINDOW = f"o.tenant_id = :t AND {_BUYING} AND o.paid_at >= :since AND o.paid_at < :until"
 _W_FIGURES = "count(*) AS orders, count(DISTINCT w.customer_id) AS buyers, " \
@@ -294,6 +295,10 @@ async def cohorts(
     actor.require("analytics:read")
     _check_window(since, until)
     await _analytic(session)
+    # A few months per buyer are looked up by key, from pages in memory; at the default cost of
+    # a random page (4) the planner hashed all 4M months of a 1M-customer tenant instead
+    # (2.1-2.6 s against 1.1-1.6 s).
+    await session.execute(_RANDOM_PAGES)
     rows = await _rows(
         session,
         """

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+
 import httpx
 import pytest
 
+from app.errors import Unauthenticated
+from app.runtime import Runtime
+from app.services.auth import KeyVerifier, Principal
 from tests.factories import TenantFactory
 
 
@@ -112,3 +118,48 @@ async def test_customer_access_by_role(
         "POST", "/api/v1/customers", role=role, json={"display_name": "角色测试"}
     )
     assert created.status_code == write
+
+
+async def test_requests_that_find_a_key_expired_together_share_one_look_up(
+    tenants: TenantFactory, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = await tenants.create()
+    verifier = KeyVerifier(runtime.engine, ttl=60)
+    lookups = 0
+    real_lookup = verifier._lookup
+
+    async def counted(token: str) -> Principal:
+        nonlocal lookups
+        lookups += 1
+        return await real_lookup(token)
+
+    monkeypatch.setattr(verifier, "_lookup", counted)
+    principals = await asyncio.gather(*(verifier.verify(tenant.owner_key) for _ in range(50)))
+    assert lookups == 1
+    assert {p.tenant_id for p in principals} == {tenant.tenant_id}
+    await verifier.verify(tenant.owner_key)  # cached now
+    assert lookups == 1
+
+    bad = tenant.owner_key[:-3] + ("aaa" if not tenant.owner_key.endswith("aaa") else "bbb")
+    results = await asyncio.gather(
+        *(verifier.verify(bad) for _ in range(10)), return_exceptions=True
+    )
+    assert lookups == 2  # one shared failure, not cached
+    assert all(isinstance(r, Unauthenticated) for r in results)
+    with pytest.raises(Unauthenticated):
+        await verifier.verify(bad)
+    assert lookups == 3
+
+
+async def test_a_look_up_begun_before_a_revocation_is_not_cached(
+    tenants: TenantFactory, runtime: Runtime
+) -> None:
+    tenant = await tenants.create()
+    verifier = KeyVerifier(runtime.engine, ttl=60)
+    slow = asyncio.ensure_future(verifier.verify(tenant.owner_key))
+    await asyncio.sleep(0)  # the look-up is under way when a key is revoked in this process
+    verifier.forget(uuid.uuid4())
+    await slow
+    assert verifier._cache == {}  # its answer may predate the revocation: not trusted later
+    await verifier.verify(tenant.owner_key)
+    assert list(verifier._cache) == [tenant.owner_key]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -174,28 +175,43 @@ class KeyVerifier:
     """Checks bearer keys against the database, trusting a verified key for a few seconds.
 
     The cache keeps the hot read path at one database round trip; a revoked key stops working
-    at once in the process that revoked it and within `ttl` seconds everywhere else.
+    at once in the process that revoked it and within `ttl` seconds everywhere else. When a
+    key's entry expires, the requests that find it expired at the same moment share one look-up
+    instead of each sending its own (under load, every in-flight request of a busy key used to
+    miss together once per `ttl`, and their look-ups queued together for the pool).
     """
 
     def __init__(self, engine: AsyncEngine, ttl: float) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._ttl = ttl
         self._cache: dict[str, tuple[float, Principal]] = {}
+        self._pending: dict[str, asyncio.Task[Principal]] = {}
+        self._forgotten = 0  # bumped by `forget`: a look-up begun before it is not cached
 
     def forget(self, key_id: uuid.UUID) -> None:
+        self._forgotten += 1
         for token, (_, principal) in list(self._cache.items()):
             if principal.key_id == key_id:
                 del self._cache[token]
 
     async def verify(self, token: str) -> Principal:
         cached = self._cache.get(token)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        pending = self._pending.get(token)
+        if pending is None:
+            pending = asyncio.create_task(self._lookup_and_cache(token, self._forgotten))
+            self._pending[token] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(token, None))
+        # Shielded: a caller that goes away (client disconnect) does not cancel the others'.
+        return await asyncio.shield(pending)
+
+    async def _lookup_and_cache(self, token: str, forgotten: int) -> Principal:
         principal = await self._lookup(token)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[token] = (now + self._ttl, principal)
+        if forgotten == self._forgotten:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[token] = (time.monotonic() + self._ttl, principal)
         return principal
 
     async def _lookup(self, token: str) -> Principal:

@@ -47,7 +47,7 @@ from app.services.imports import pipeline
 from app.services.imports.parse import parse_export
 from app.services.imports.terminal import DiskUpload
 from app.services.loyalty.program import put_program
-from bench.common import bench_keys, fresh_database
+from bench.common import bench_keys, drop_database, fresh_database
 
 
 def _rss_mb() -> float:
@@ -349,7 +349,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.full:
         args.orders = 1_000_000
-    asyncio.run(run(args, fresh_database("import_bench")))
+    url = fresh_database("import_bench")
+    try:
+        asyncio.run(run(args, url))
+    finally:
+        drop_database(url)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +18,7 @@ from app.services import customers, shops
 from app.services.auth import Principal, Role, create_tenant
 from app.services.demo_exports import write_pdd_export, write_tmall_export
 from app.services.imports.load import LoadTarget, Snapshot, load_snapshots
-from app.services.imports.parse import parse_export
+from app.services.imports.parse import SHANGHAI, parse_export
 from app.services.segments.recompute import recompute_tenant
 from app.services.segments.rules import thresholds
 
@@ -93,13 +94,22 @@ async def seed_demo_tenant(session: AsyncSession, settings: Settings) -> str:
 async def _import_demo_orders(
     session: AsyncSession, vault: Vault, owner: Principal, created: dict[Platform, Shop]
 ) -> None:
-    """A few hundred orders per marketplace, imported from generated export files."""
+    """A few hundred orders per marketplace, imported from generated export files exported an
+    hour ago (Shanghai time), so the analytics' default windows (last 30 days, last year) and
+    the lifecycle stages show the demo's orders as recent."""
     now = utcnow()
+    exported = (now.astimezone(SHANGHAI) - timedelta(hours=1)).replace(
+        tzinfo=None, second=0, microsecond=0
+    )
     with tempfile.TemporaryDirectory(prefix="kezhan-demo-") as folder:
         directory = Path(folder)
         exports = {
-            Platform.tmall: write_tmall_export(directory, DEMO_ORDERS, seed=7),
-            Platform.pinduoduo: write_pdd_export(directory, DEMO_ORDERS, seed=8),
+            Platform.tmall: write_tmall_export(
+                directory, DEMO_ORDERS, seed=7, export_time=exported
+            ),
+            Platform.pinduoduo: write_pdd_export(
+                directory, DEMO_ORDERS, seed=8, export_time=exported
+            ),
         }
         for platform, export in exports.items():
             shop = created[platform]

@@ -41,3 +41,12 @@ async def test_demo_tenant_is_scored_from_the_start(
     lifecycle = (await client.get("/api/v1/analytics/lifecycle", headers=headers)).json()
     buying = [s for s in lifecycle["stages"] if s["stage"] != "prospect" and s["customers"] > 0]
     assert buying, lifecycle["stages"]
+
+
+async def test_demo_orders_are_recent_so_the_default_reports_show_them(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    overview = (await client.get("/api/v1/analytics/overview", headers=headers)).json()
+    assert overview["totals"]["orders"] > 0  # the last 30 days, the default window
+    cohorts = (await client.get("/api/v1/analytics/cohorts", headers=headers)).json()
+    assert cohorts["cohorts"]  # first purchases of the last year

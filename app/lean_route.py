@@ -3,7 +3,7 @@
 FastAPI solves each route's dependency tree on every request: for every dependency it walks the
 tree, builds the query, header and cookie views and runs its generic parameter extraction, even
 when the dependency only wants the `Request`. On a one-row read that machinery was about a
-quarter of the server's CPU (docs/benchmarks.md, "Customer read").
+fifth of the server's CPU (docs/benchmarks.md, "Customer read").
 
 `LeanRoute` is the route class of every router. At start-up it looks at the route's inputs;
 when each dependency is an `async def` taking only the `Request` (no sub-dependencies, no

@@ -41,8 +41,6 @@ from app.schemas.analytics import (
     StageFlow,
 )
 from app.services.auth import Principal
-from app.services.facts import forget_merged_months
-from app.services.identities import MERGE_HOOKS
 from app.services.segments.fields import LIFECYCLE_STAGES, RFM_GROUPS
 
 _WORK_MEM = text("SET LOCAL work_mem = '256MB'")
@@ -381,9 +379,3 @@ async def geo(session: AsyncSession, actor: Principal, cities_per_province: int)
             :cities_per_province
         ]
     return GeoOut(provinces=ordered)
-
-
-# Customer merges (app.services.identities) run this inside the merge transaction; the app
-# imports this module with its routes, the only place merges come from.
-if forget_merged_months not in MERGE_HOOKS:
-    MERGE_HOOKS.append(forget_merged_months)

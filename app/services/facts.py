@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -157,19 +156,3 @@ async def refresh_customer_facts(
     params = {"tenant_id": tenant_id, "customer_ids": list(dict.fromkeys(customer_ids))}
     await session.execute(_REFRESH, params)
     await session.execute(_MONTHS, params)
-
-
-async def forget_merged_months(
-    session: AsyncSession,
-    tenant_id: uuid.UUID,
-    survivor_id: uuid.UUID,
-    merged_id: uuid.UUID,
-    now: datetime,
-) -> None:
-    """A merge hook: the merged customer's orders now belong to the survivor (whose facts and
-    months the merge refreshes), so the merged one has no months left, even when it stays as
-    a tombstone that no refresh touches again."""
-    await session.execute(
-        text("DELETE FROM customer_months WHERE tenant_id = :tenant_id AND customer_id = :merged"),
-        {"tenant_id": tenant_id, "merged": merged_id},
-    )

@@ -223,7 +223,9 @@ async def merge_customers(
     survivor.updated_at = now
     await session.flush()
     deleted = await _delete_or_tombstone(session, merged, survivor_id, now)
-    await refresh_customer_facts(session, tenant_id, [survivor_id])
+    # Both: the survivor gains the orders; a merged customer kept as a tombstone loses them
+    # (its facts and months become empty); a deleted one is skipped by the refresh.
+    await refresh_customer_facts(session, tenant_id, [survivor_id, merged_id])
     await privacy.record(
         session,
         actor,

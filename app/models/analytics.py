@@ -5,6 +5,14 @@ their buying orders and what they paid less refunds: the cohort report reads a f
 buyer instead of every order. It is a pure function of the customer's orders, rewritten with
 the customer's facts in the transaction that changed the orders (imports, order batches,
 merges) and rebuilt with them by `kezhan facts rebuild`.
+
+`customer_rollups` holds the tenant's live customers (not merged away) counted by province,
+city, RFM scores, RFM group and lifecycle stage, with how many of them bought and what they
+spent: geography, the RFM grid, stage counts and the overview's totals are sums over a few
+hundred rows instead of joins of a million. Triggers on `customers`, `customer_facts` and
+`customer_scores` append the change of every statement as delta rows (one per key touched), so
+writers never wait on each other; `compact_rollups` folds a tenant's rows into one per key.
+The sum of a key's rows is always exact (migration 0013, docs/segments.md).
 """
 
 from __future__ import annotations
@@ -12,7 +20,15 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import BigInteger, Date, ForeignKeyConstraint, Integer
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    ForeignKeyConstraint,
+    Identity,
+    Integer,
+    SmallInteger,
+    String,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base
@@ -37,3 +53,20 @@ class CustomerMonth(Base):
     revenue_fen: Mapped[int] = mapped_column(
         BigInteger, comment="Paid less refunded, of those orders."
     )
+
+
+class CustomerRollup(Base):
+    __tablename__ = "customer_rollups"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    province: Mapped[str | None] = mapped_column(String(50))
+    city: Mapped[str | None] = mapped_column(String(50))
+    rfm_r: Mapped[int | None] = mapped_column(SmallInteger)
+    rfm_f: Mapped[int | None] = mapped_column(SmallInteger)
+    rfm_group: Mapped[str | None] = mapped_column(String(30))
+    stage: Mapped[str] = mapped_column(String(20))
+    customers: Mapped[int] = mapped_column(BigInteger, comment="Live customers (a delta).")
+    buyers: Mapped[int] = mapped_column(BigInteger, comment="Of them, with a buying order.")
+    spent_fen: Mapped[int] = mapped_column(BigInteger, comment="Their total spent.")

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, TenantMixin, TimestampMixin
 
+PAID_AT_INCLUDE = ["status", "customer_id", "platform", "shop_id", "paid_fen", "refund_fen"]
+
 
 class Order(TenantMixin, TimestampMixin, Base):
     __tablename__ = "orders"
@@ -17,7 +19,8 @@ class Order(TenantMixin, TimestampMixin, Base):
         ForeignKeyConstraint(["tenant_id", "shop_id"], ["shops.tenant_id", "shops.id"]),
         Index("uq_orders_number", "tenant_id", "shop_id", "order_no", unique=True),
         Index("ix_orders_customer", "tenant_id", "customer_id", "paid_at"),
-        Index("ix_orders_paid_at", "tenant_id", "paid_at"),
+        # Covering: the sales overview reads a window of orders from the index alone.
+        Index("ix_orders_paid_at", "tenant_id", "paid_at", postgresql_include=PAID_AT_INCLUDE),
     )
 
     shop_id: Mapped[uuid.UUID]

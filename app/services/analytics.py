@@ -1,11 +1,13 @@
 """Customer analytics: sales overview, RFM distribution, lifecycle flows, cohorts, geography.
 
-Each endpoint is one or a few aggregate statements over orders, customer facts and scores with
-a larger `work_mem` for the transaction (hash aggregates stay in memory) and without JIT (at 1M
-customers compiling the plans cost 0.1-1.7 s a statement, more than it saved). A table is read
-once per request: the overview's window of orders feeds all of its figures, the RFM grid and
-groups come from one pass. Months and days are those of Asia/Shanghai, where the sellers and
-their marketplaces live.
+Counts of customers (geography, the RFM grid and groups, stage counts, the overview's customers
+and buyers) are sums over `customer_rollups`, kept exact by triggers (app/models/analytics.py):
+a few hundred rows instead of a million customers joined with their facts or scores. The
+overview's window of orders is read once, from the index on payment time. The window, lifecycle
+flows and cohorts are aggregate statements with a larger `work_mem` for the
+transaction (hash aggregates stay in memory) and without JIT (at 1M customers compiling the
+plans cost 0.1-1.7 s a statement, more than it saved). Months and days are those of
+Asia/Shanghai, where the sellers and their marketplaces live.
 """
 
 from __future__ import annotations
@@ -47,9 +49,9 @@ _WORK_MEM = text("SET LOCAL work_mem = '256MB'")
 _NO_JIT = text("SET LOCAL jit = off")
 _RANDOM_PAGES = text("SET LOCAL random_page_cost = 1.1")
 _BUYING = "o.paid_at IS NOT NULL AND o.status <> 'pending_payment'"
-_WINDOW = f"o.tenant_id = :t AND {_BUYING} AND o.paid_at >= :since AND o.paid_at < :until"
-_W_FIGURES = "count(*) AS orders, count(DISTINCT w.customer_id) AS buyers, " \
-    "coalesce(sum(w.net), 0)::bigint AS gmv"  # fmt: skip
+# Sums over a tenant's rollup rows (one row per key once compacted, plus recent deltas).
+_SUMS = "sum(customers) AS customers, sum(buyers) AS buyers, sum(spent_fen) AS spent"
+_HEAD = text(f"SELECT {_SUMS} FROM customer_rollups WHERE tenant_id = :t")
 
 
 def _check_window(since: datetime, until: datetime) -> None:
@@ -57,16 +59,6 @@ def _check_window(since: datetime, until: datetime) -> None:
         raise ValidationFailed(
             "empty time window", [FieldError(["query", "until"], "must be after since")]
         )
-
-
-def _figures(row: Any) -> dict[str, int]:
-    orders, gmv = int(row.orders), int(row.gmv)
-    return {
-        "orders": orders,
-        "buyers": int(row.buyers),
-        "gmv_fen": gmv,
-        "aov_fen": round(gmv / orders) if orders else 0,
-    }
 
 
 async def _rows(session: AsyncSession, sql: str, **params: Any) -> list[Any]:
@@ -79,6 +71,21 @@ async def _analytic(session: AsyncSession) -> None:
     await session.execute(_NO_JIT)
 
 
+_WINDOW = f"o.tenant_id = :t AND {_BUYING} AND o.paid_at >= :since AND o.paid_at < :until"
+_W_FIGURES = "count(*) AS orders, count(DISTINCT w.customer_id) AS buyers, " \
+    "coalesce(sum(w.net), 0)::bigint AS gmv"  # fmt: skip
+
+
+def _figures(row: Any) -> dict[str, int]:
+    orders, gmv = int(row.orders), int(row.gmv)
+    return {
+        "orders": orders,
+        "buyers": int(row.buyers),
+        "gmv_fen": gmv,
+        "aov_fen": round(gmv / orders) if orders else 0,
+    }
+
+
 async def overview(
     session: AsyncSession, actor: Principal, since: datetime, until: datetime, interval: Interval
 ) -> OverviewOut:
@@ -86,21 +93,11 @@ async def overview(
     _check_window(since, until)
     await _analytic(session)
     t = actor.tenant_id
-    head = (
-        await session.execute(
-            text(
-                """
-                SELECT (SELECT count(*) FROM customers
-                        WHERE tenant_id = :t AND merged_into_id IS NULL) AS customers,
-                       (SELECT count(*) FROM customer_facts
-                        WHERE tenant_id = :t AND order_count > 0) AS buyers_ever
-                """
-            ),
-            {"t": t},
-        )
-    ).one()
-    # One read of the window's orders; each kind of row is one figure set: the totals (with
-    # the repeat buyers), per platform, per shop, per period.
+    head = (await session.execute(_HEAD, {"t": t})).one()
+    # One read of the window's orders, from the index on payment time (it carries the columns:
+    # migration 0013); each kind of row is one figure set: the totals (with the repeat buyers),
+    # per platform, per shop, per period. Grouping them in polars instead was 25% faster at
+    # 200,000 orders but holds the window in the process (docs/benchmarks.md): not kept.
     rows = await _rows(
         session,
         f"""
@@ -138,8 +135,8 @@ async def overview(
     return OverviewOut(
         since=since,
         until=until,
-        customers=head.customers,
-        buyers_ever=head.buyers_ever,
+        customers=int(head.customers or 0),
+        buyers_ever=int(head.buyers or 0),
         totals=SalesFigures(**_figures(totals)),
         repurchase_rate=round(int(totals.repeaters) / buyers, 4) if buyers else 0.0,
         by_platform=[PlatformFigures(platform=r.platform, **_figures(r)) for r in platforms],
@@ -152,18 +149,15 @@ async def overview(
 
 async def rfm(session: AsyncSession, actor: Principal) -> RfmOut:
     actor.require("analytics:read")
-    await _analytic(session)
     t = actor.tenant_id
     # Per (r, f, group): the grid adds up the groups of a cell, the groups the cells of a group.
     parts = await _rows(
         session,
-        """
-        SELECT s.rfm_r AS r, s.rfm_f AS f, s.rfm_group, count(*) AS customers,
-               coalesce(sum(f.total_spent_fen), 0)::bigint AS spent
-        FROM customer_scores s
-        LEFT JOIN customer_facts f ON f.tenant_id = s.tenant_id AND f.customer_id = s.customer_id
-        WHERE s.tenant_id = :t AND (s.rfm_r IS NOT NULL OR s.rfm_group IS NOT NULL)
-        GROUP BY 1, 2, 3
+        f"""
+        SELECT rfm_r AS r, rfm_f AS f, rfm_group, {_SUMS}
+        FROM customer_rollups
+        WHERE tenant_id = :t AND (rfm_r IS NOT NULL OR rfm_group IS NOT NULL)
+        GROUP BY 1, 2, 3 HAVING sum(customers) <> 0
         """,
         t=t,
     )
@@ -208,18 +202,10 @@ async def lifecycle(
     _check_window(since, until)
     await _analytic(session)
     t = actor.tenant_id
-    # Every scores row belongs to one customer of the tenant (its key and foreign key), so the
-    # customers without one (prospects) are the difference: no join of the two tables.
     counts: Counter[str] = Counter()
     for r in await _rows(
         session,
-        """
-        SELECT coalesce(s.lifecycle_stage, 'prospect') AS stage, count(*) AS customers
-        FROM customer_scores s WHERE s.tenant_id = :t GROUP BY 1
-        UNION ALL
-        SELECT 'prospect', count(*) - (SELECT count(*) FROM customer_scores WHERE tenant_id = :t)
-        FROM customers WHERE tenant_id = :t
-        """,
+        f"SELECT stage, {_SUMS} FROM customer_rollups WHERE tenant_id = :t GROUP BY stage",
         t=t,
     ):
         counts[r.stage] += int(r.customers)
@@ -342,17 +328,11 @@ async def cohorts(
 
 async def geo(session: AsyncSession, actor: Principal, cities_per_province: int) -> GeoOut:
     actor.require("analytics:read")
-    await _analytic(session)
     rows = await _rows(
         session,
-        """
-        SELECT c.province, c.city, count(*) AS customers,
-               count(*) FILTER (WHERE f.order_count > 0) AS buyers,
-               coalesce(sum(f.total_spent_fen), 0)::bigint AS spent
-        FROM customers c
-        LEFT JOIN customer_facts f ON f.tenant_id = c.tenant_id AND f.customer_id = c.id
-        WHERE c.tenant_id = :t
-        GROUP BY 1, 2
+        f"""
+        SELECT province, city, {_SUMS} FROM customer_rollups WHERE tenant_id = :t
+        GROUP BY 1, 2 HAVING sum(customers) <> 0
         """,
         t=actor.tenant_id,
     )

@@ -25,6 +25,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.services.rollups import compact_rollups
 from app.services.segments.rules import Thresholds
 
 _WORK_MEM = text("SET LOCAL work_mem = '256MB'")
@@ -138,3 +139,4 @@ async def recompute_tenant(
 ) -> None:
     await recompute_scores(session, tenant_id, as_of, limits)
     await session.execute(_MARK, {"tenant_id": tenant_id, "as_of": as_of})
+    await compact_rollups(session, tenant_id)

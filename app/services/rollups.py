@@ -1,0 +1,35 @@
+"""Compaction of `customer_rollups`: a tenant's delta rows folded into one row per key.
+
+Triggers append one row per key and statement (app/models/analytics.py), so the table grows with
+every write until compacted; the sums never change. Compaction deletes the rows it can see and
+inserts their sums in one statement: rows other transactions add meanwhile are not in its
+snapshot and stay for the next one, and a concurrent compaction waits for this one's row locks,
+then skips the rows it deleted, so no delta is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+_KEY = "tenant_id, province, city, rfm_r, rfm_f, rfm_group, stage"
+
+_COMPACT = text(
+    f"""
+    WITH gone AS (
+        DELETE FROM customer_rollups WHERE tenant_id = :tenant_id
+        RETURNING {_KEY}, customers, buyers, spent_fen
+    )
+    INSERT INTO customer_rollups ({_KEY}, customers, buyers, spent_fen)
+    SELECT {_KEY}, sum(customers), sum(buyers), sum(spent_fen)
+    FROM gone
+    GROUP BY {_KEY}
+    HAVING sum(customers) <> 0 OR sum(buyers) <> 0 OR sum(spent_fen) <> 0
+    """
+)
+
+
+async def compact_rollups(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    await session.execute(_COMPACT, {"tenant_id": tenant_id})

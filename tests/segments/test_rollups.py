@@ -1,0 +1,223 @@
+"""`customer_rollups` against a count from scratch: after every kind of write that moves a
+customer (created, moved to another city, buying, refunded, scored, merged away and deleted,
+merged into a tombstone, facts rebuilt), the sums per key equal the join of customers with
+their facts and scores, for this tenant and untouched for another; compaction changes no sum."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+
+from app.runtime import Runtime
+from app.services.facts import refresh_customer_facts
+from app.services.rollups import compact_rollups
+from tests.conftest import TestClock
+from tests.factories import TenantCtx, TenantFactory
+from tests.segments.orders import recompute
+
+NOW = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)
+_KEY = "province, city, rfm_r, rfm_f, rfm_group, stage"
+
+_FROM_SCRATCH = f"""
+    SELECT c.province, c.city, s.rfm_r, s.rfm_f, s.rfm_group,
+           coalesce(s.lifecycle_stage, 'prospect') AS stage, count(*) AS customers,
+           count(*) FILTER (WHERE f.order_count > 0) AS buyers,
+           coalesce(sum(f.total_spent_fen), 0) AS spent
+    FROM customers c
+    LEFT JOIN customer_facts f ON f.tenant_id = c.tenant_id AND f.customer_id = c.id
+    LEFT JOIN customer_scores s ON s.tenant_id = c.tenant_id AND s.customer_id = c.id
+    WHERE c.tenant_id = :t AND c.merged_into_id IS NULL
+    GROUP BY 1, 2, 3, 4, 5, 6
+"""
+_SUMMED = f"""
+    SELECT {_KEY}, sum(customers) AS customers, sum(buyers) AS buyers, sum(spent_fen) AS spent
+    FROM customer_rollups WHERE tenant_id = :t
+    GROUP BY {_KEY}
+    HAVING sum(customers) <> 0 OR sum(buyers) <> 0 OR sum(spent_fen) <> 0
+"""
+
+
+def _keyed(rows: list[Any]) -> dict[tuple[Any, ...], tuple[int, int, int]]:
+    return {
+        (r.province, r.city, r.rfm_r, r.rfm_f, r.rfm_group, r.stage): (
+            int(r.customers),
+            int(r.buyers),
+            int(r.spent),
+        )
+        for r in rows
+    }
+
+
+async def _assert_exact(runtime: Runtime, tenant: TenantCtx) -> dict[tuple[Any, ...], Any]:
+    async with runtime.read_sessions() as session:
+        params = {"t": tenant.tenant_id}
+        expected = _keyed(list((await session.execute(text(_FROM_SCRATCH), params)).all()))
+        summed = _keyed(list((await session.execute(text(_SUMMED), params)).all()))
+    assert summed == expected
+    return summed
+
+
+class _Shop:
+    def __init__(self, tenant: TenantCtx, shop: str) -> None:
+        self.tenant, self.shop = tenant, shop
+
+    async def batch(self, *orders: tuple[str, str, int, int, str, int]) -> None:
+        body = [
+            {
+                "order_no": no,
+                "buyer_key": key,
+                "status": status,
+                "paid_fen": paid,
+                "refund_fen": refund,
+                "ordered_at": at,
+                "paid_at": None if status == "pending_payment" else at,
+                "province": "浙江省",
+                "city": "杭州市",
+            }
+            for no, key, day, paid, status, refund in orders
+            for at in [(NOW - timedelta(days=day)).isoformat()]
+        ]
+        response = await self.tenant.request(
+            "POST", "/api/v1/orders/batch", json={"shop_id": self.shop, "orders": body}
+        )
+        assert response.status_code == 200, response.text
+
+    async def customer_of(self, key: str) -> str:
+        found = await self.tenant.request(
+            "GET", "/api/v1/customers/lookup", params={"platform": "offline", "buyer_key": key}
+        )
+        assert found.status_code == 200, found.text
+        return str(found.json()["id"])
+
+
+async def test_rollups_follow_every_write_that_moves_a_customer(
+    tenants: TenantFactory, runtime: Runtime, clock: TestClock
+) -> None:
+    clock.set(NOW)
+    tenant, other = await tenants.create(), await tenants.create()
+    await other.customer(province="广东省", city="深圳市")
+    theirs = await _assert_exact(runtime, other)
+    shop = _Shop(tenant, (await tenant.shop("offline"))["id"])
+
+    # Created by hand, in places and nowhere.
+    people = [
+        await tenant.customer(province=p, city=c)
+        for p, c in [("浙江省", "杭州市"), ("浙江省", "宁波市"), ("广东省", "广州市"), (None, None)]
+    ]
+    await _assert_exact(runtime, tenant)
+    # Moved to another city, then given a name only (no move).
+    for body in ({"province": "江苏省", "city": "南京市"}, {"display_name": "改名"}):
+        moved = await tenant.request("PATCH", f"/api/v1/customers/{people[0]['id']}", json=body)
+        assert moved.status_code == 200, moved.text
+        await _assert_exact(runtime, tenant)
+
+    # Buying: new customers from a batch, then a re-export with a refund and a new payment.
+    await shop.batch(
+        ("A-1", "A", 300, 10000, "completed", 0), ("A-2", "A", 20, 2000, "completed", 0),
+        ("B-1", "B", 200, 7000, "completed", 0), ("C-1", "C", 5, 9000, "completed", 0),
+        ("D-1", "D", 3, 4000, "pending_payment", 0),
+    )  # fmt: skip
+    await _assert_exact(runtime, tenant)
+    await shop.batch(
+        ("A-2", "A", 20, 2000, "refunded", 2000), ("D-1", "D", 3, 4000, "completed", 0),
+        ("E-1", "E", 1, 500, "completed", 0),
+    )  # fmt: skip
+    await _assert_exact(runtime, tenant)
+
+    # Scored, then scored again later (stages and scores move).
+    await recompute(runtime, tenant.tenant_id)
+    scored = await _assert_exact(runtime, tenant)
+    assert {key[5] for key in scored} >= {"prospect", "new"}
+    clock.set(NOW + timedelta(days=200))
+    await recompute(runtime, tenant.tenant_id)
+    await _assert_exact(runtime, tenant)
+
+    # Merged away and deleted; merged into a tombstone (a loyalty account keeps C).
+    a, b, c, d = [await shop.customer_of(k) for k in "ABCD"]
+    merged = await tenant.request(
+        "POST", f"/api/v1/customers/{a}/merge", json={"other_customer_id": b}
+    )
+    assert merged.status_code == 200, merged.text
+    await _assert_exact(runtime, tenant)
+    async with runtime.sessions() as session:
+        await session.execute(
+            text(
+                "INSERT INTO loyalty_accounts (tenant_id, customer_id, balance, lifetime_points) "
+                "VALUES (:t, :c, 0, 0)"
+            ),
+            {"t": tenant.tenant_id, "c": uuid.UUID(c)},
+        )
+        await session.commit()
+    merged = await tenant.request(
+        "POST", f"/api/v1/customers/{d}/merge", json={"other_customer_id": c}
+    )
+    assert merged.status_code == 200, merged.text
+    await _assert_exact(runtime, tenant)
+
+    # Every customer's facts rebuilt, then the rows compacted: the same sums, one row per key.
+    async with runtime.sessions() as session:
+        await refresh_customer_facts(session, uuid.UUID(str(tenant.tenant_id)), None)
+        await session.commit()
+    before = await _assert_exact(runtime, tenant)
+    async with runtime.sessions() as session:
+        await compact_rollups(session, uuid.UUID(str(tenant.tenant_id)))
+        await session.commit()
+        rows = await session.scalar(
+            text("SELECT count(*) FROM customer_rollups WHERE tenant_id = :t"),
+            {"t": tenant.tenant_id},
+        )
+    assert await _assert_exact(runtime, tenant) == before
+    assert rows == len(before)
+    assert await _assert_exact(runtime, other) == theirs
+
+
+async def test_rollups_stay_exact_under_a_random_run_of_writes(
+    tenants: TenantFactory, runtime: Runtime, clock: TestClock
+) -> None:
+    rng = random.Random(13)
+    clock.set(NOW)
+    tenant = await tenants.create()
+    shop = _Shop(tenant, (await tenant.shop("offline"))["id"])
+    places = [("浙江省", "杭州市"), ("浙江省", "温州市"), ("四川省", "成都市"), (None, None)]
+    keys = [f"K{i}" for i in range(8)]
+    orders: dict[str, str] = {}
+    for step in range(24):
+        action = rng.choice(["order", "order", "refund", "move", "recompute", "merge"])
+        if action == "order":
+            no = f"N{step}"
+            orders[no] = rng.choice(keys)
+            paid = rng.randint(1, 90) * 100
+            await shop.batch((no, orders[no], rng.randint(0, 400), paid, "completed", 0))
+        elif action == "refund" and orders:
+            no = rng.choice(sorted(orders))
+            await shop.batch((no, orders[no], 10, 100, "refunded", 100))
+        elif action == "move":
+            found = await tenant.request("GET", "/api/v1/customers", params={"limit": 50})
+            items = found.json()["items"]
+            if items:
+                province, city = rng.choice(places)
+                moved = await tenant.request(
+                    "PATCH",
+                    f"/api/v1/customers/{rng.choice(items)['id']}",
+                    json={"province": province, "city": city},
+                )
+                assert moved.status_code == 200, moved.text
+        elif action == "recompute":
+            clock.set(clock() + timedelta(days=rng.randint(1, 120)))
+            await recompute(runtime, tenant.tenant_id)
+        else:
+            found = await tenant.request("GET", "/api/v1/customers", params={"limit": 50})
+            items = found.json()["items"]
+            if len(items) >= 2:
+                first, second = rng.sample(items, 2)
+                merged = await tenant.request(
+                    "POST",
+                    f"/api/v1/customers/{first['id']}/merge",
+                    json={"other_customer_id": second["id"]},
+                )
+                assert merged.status_code == 200, merged.text
+        await _assert_exact(runtime, tenant)

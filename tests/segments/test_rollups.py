@@ -22,7 +22,7 @@ from tests.segments.orders import recompute
 NOW = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)
 _KEY = "province, city, rfm_r, rfm_f, rfm_group, stage"
 
-_FROM_SCRATCH = f"""
+_FROM_SCRATCH = """
     SELECT c.province, c.city, s.rfm_r, s.rfm_f, s.rfm_group,
            coalesce(s.lifecycle_stage, 'prospect') AS stage, count(*) AS customers,
            count(*) FILTER (WHERE f.order_count > 0) AS buyers,

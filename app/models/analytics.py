@@ -1,10 +1,11 @@
 """Rollups the analytics endpoints read instead of orders, kept by the customer facts refresh.
 
 `customer_months` holds, for each customer and each month (Asia/Shanghai) in which they bought,
-their buying orders and what they paid less refunds: the cohort report reads a few rows per
-buyer instead of every order. It is a pure function of the customer's orders, rewritten with
-the customer's facts in the transaction that changed the orders (imports, order batches,
-merges) and rebuilt with them by `kezhan facts rebuild`.
+their buying orders and what they paid less refunds, and the customer's first buying payment:
+the cohort report reads the rows of a period's new buyers by that time instead of every order.
+It is a pure function of the customer's orders, rewritten with the customer's facts in the
+transaction that changed the orders (imports, order batches, merges) and rebuilt with them by
+`kezhan facts rebuild`.
 
 `customer_rollups` holds the tenant's live customers (not merged away) counted by province,
 city, RFM scores, RFM group and lifecycle stage, with how many of them bought and what they
@@ -18,13 +19,14 @@ The sum of a key's rows is always exact (migration 0013, docs/segments.md).
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Date,
     ForeignKeyConstraint,
     Identity,
+    Index,
     Integer,
     SmallInteger,
     String,
@@ -42,6 +44,13 @@ class CustomerMonth(Base):
             ["customers.tenant_id", "customers.id"],
             ondelete="CASCADE",
         ),
+        # The cohort report reads a period's new buyers' months from the index alone.
+        Index(
+            "ix_customer_months_first_paid",
+            "tenant_id",
+            "first_paid_at",
+            postgresql_include=["month", "revenue_fen"],
+        ),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -52,6 +61,9 @@ class CustomerMonth(Base):
     orders: Mapped[int] = mapped_column(Integer, comment="Buying orders paid in the month.")
     revenue_fen: Mapped[int] = mapped_column(
         BigInteger, comment="Paid less refunded, of those orders."
+    )
+    first_paid_at: Mapped[datetime] = mapped_column(
+        comment="The customer's first buying payment (its cohort): facts.first_order_at."
     )
 
 

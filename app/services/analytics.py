@@ -47,7 +47,6 @@ from app.services.segments.fields import LIFECYCLE_STAGES, RFM_GROUPS
 
 _WORK_MEM = text("SET LOCAL work_mem = '256MB'")
 _NO_JIT = text("SET LOCAL jit = off")
-_RANDOM_PAGES = text("SET LOCAL random_page_cost = 1.1")
 _BUYING = "o.paid_at IS NOT NULL AND o.status <> 'pending_payment'"
 # Sums over a tenant's rollup rows (one row per key once compacted, plus recent deltas).
 _SUMS = "sum(customers) AS customers, sum(buyers) AS buyers, sum(spent_fen) AS spent"
@@ -95,7 +94,7 @@ async def overview(
     t = actor.tenant_id
     head = (await session.execute(_HEAD, {"t": t})).one()
     # One read of the window's orders, from the index on payment time (it carries the columns:
-    # migration 0013); each kind of row is one figure set: the totals (with the repeat buyers),
+    # migration 0013); each kind of row is one figure set: the buyers (with the repeat buyers),
     # per platform, per shop, per period. Grouping them in polars instead was 25% faster at
     # 200,000 orders but holds the window in the process (docs/benchmarks.md): not kept.
     rows = await _rows(
@@ -107,17 +106,15 @@ async def overview(
             FROM orders o WHERE {_WINDOW}
         )
         SELECT 0 AS kind, NULL AS platform, NULL::uuid AS shop_id, NULL AS shop_name,
-               NULL::date AS period, {_W_FIGURES},
-               (SELECT count(*) FROM (
-                   SELECT 1 FROM w WHERE customer_id IS NOT NULL
-                   GROUP BY customer_id HAVING count(*) >= 2) x) AS repeaters
-        FROM w
+               NULL::date AS period, sum(n) AS orders, count(*) AS buyers, NULL AS gmv,
+               count(*) FILTER (WHERE n >= 2) AS repeaters
+        FROM (SELECT count(*) AS n FROM w WHERE customer_id IS NOT NULL GROUP BY customer_id) b
         UNION ALL
         SELECT 1, w.platform, NULL, NULL, NULL, {_W_FIGURES}, NULL FROM w GROUP BY w.platform
         UNION ALL
-        SELECT 2, NULL, w.shop_id, s.name, NULL, {_W_FIGURES}, NULL
-        FROM w JOIN shops s ON s.tenant_id = :t AND s.id = w.shop_id
-        GROUP BY w.shop_id, s.name
+        SELECT 2, NULL, g.shop_id, s.name, NULL, g.orders, g.buyers, g.gmv, NULL
+        FROM (SELECT w.shop_id, {_W_FIGURES} FROM w GROUP BY w.shop_id) g
+        JOIN shops s ON s.tenant_id = :t AND s.id = g.shop_id
         UNION ALL
         SELECT 3, NULL, NULL, NULL, w.period, {_W_FIGURES}, NULL FROM w GROUP BY w.period
         ORDER BY kind, period, gmv DESC, platform, shop_id
@@ -127,18 +124,22 @@ async def overview(
         until=until,
         interval=interval.value,
     )
-    totals = rows[0]
     platforms = [r for r in rows if r.kind == 1]
     shops = [r for r in rows if r.kind == 2]
     series = [r for r in rows if r.kind == 3]
-    buyers = int(totals.buyers)
+    # Buyers and repeat buyers from one pass over the buyers; every order has one platform, so
+    # the orders and GMV are the platforms' sums.
+    buyers, repeaters = int(rows[0].buyers), int(rows[0].repeaters)
+    orders, gmv = sum(int(r.orders) for r in platforms), sum(int(r.gmv) for r in platforms)
     return OverviewOut(
         since=since,
         until=until,
         customers=int(head.customers or 0),
         buyers_ever=int(head.buyers or 0),
-        totals=SalesFigures(**_figures(totals)),
-        repurchase_rate=round(int(totals.repeaters) / buyers, 4) if buyers else 0.0,
+        totals=SalesFigures(
+            orders=orders, buyers=buyers, gmv_fen=gmv, aov_fen=round(gmv / orders) if orders else 0
+        ),
+        repurchase_rate=round(repeaters / buyers, 4) if buyers else 0.0,
         by_platform=[PlatformFigures(platform=r.platform, **_figures(r)) for r in platforms],
         by_shop=[
             ShopFigures(shop_id=r.shop_id, shop_name=r.shop_name, **_figures(r)) for r in shops
@@ -209,17 +210,19 @@ async def lifecycle(
         t=t,
     ):
         counts[r.stage] += int(r.customers)
+    # Each customer's latest event by `since` and by `until`, from the index by customer read
+    # backwards (newest first), in the same order on both sides of the join: no sort.
     flows = await _rows(
         session,
         """
         WITH at_start AS (
             SELECT DISTINCT ON (customer_id) customer_id, to_stage
             FROM lifecycle_events WHERE tenant_id = :t AND changed_at <= :since
-            ORDER BY customer_id, changed_at DESC, id DESC
+            ORDER BY customer_id DESC, changed_at DESC, id DESC
         ), at_end AS (
             SELECT DISTINCT ON (customer_id) customer_id, to_stage
             FROM lifecycle_events WHERE tenant_id = :t AND changed_at <= :until
-            ORDER BY customer_id, changed_at DESC, id DESC
+            ORDER BY customer_id DESC, changed_at DESC, id DESC
         )
         SELECT coalesce(s.to_stage, 'prospect') AS from_stage, e.to_stage,
                count(*) AS customers
@@ -274,38 +277,31 @@ async def cohorts(
     """Buyers grouped by the month of their first purchase; per later month, how many of them
     bought again and what they spent (month 0 is the first-purchase month itself).
 
-    Activity comes from `customer_months` (one row per buyer and month, kept with the facts)
-    rather than from every order."""
+    Activity comes from `customer_months` (one row per buyer and month, kept with the facts,
+    each with the buyer's first payment) rather than from every order."""
     actor.require("analytics:read")
     _check_window(since, until)
     await _analytic(session)
-    # A few months per buyer are looked up by key, from pages in memory; at the default cost of
-    # a random page (4) the planner hashed all 4M months of a 1M-customer tenant instead
-    # (2.1-2.6 s against 1.1-1.6 s).
-    await session.execute(_RANDOM_PAGES)
+    # Every buyer has a row for the month of its first payment, so a cohort's size is its
+    # buyers in month 0. The rows are read from ix_customer_months_first_paid alone.
     rows = await _rows(
         session,
         """
-        WITH buyers AS (
-            SELECT customer_id,
-                   date_trunc('month', first_order_at AT TIME ZONE 'Asia/Shanghai') AS cohort
-            FROM customer_facts
-            WHERE tenant_id = :t AND order_count > 0
-              AND first_order_at >= :since AND first_order_at < :until
-        ), sizes AS (
-            SELECT cohort, count(*) AS size FROM buyers GROUP BY cohort
-        ), activity AS (
-            SELECT b.cohort,
-                   ((extract(year FROM m.month) - extract(year FROM b.cohort)) * 12
-                    + extract(month FROM m.month) - extract(month FROM b.cohort))::int
-                       AS months_since,
-                   count(*) AS buyers, coalesce(sum(m.revenue_fen), 0)::bigint AS revenue
-            FROM buyers b
-            JOIN customer_months m ON m.tenant_id = :t AND m.customer_id = b.customer_id
+        WITH activity AS (
+            SELECT date_trunc('month', first_paid_at AT TIME ZONE 'Asia/Shanghai')::date
+                       AS cohort,
+                   month, count(*) AS buyers, coalesce(sum(revenue_fen), 0)::bigint AS revenue
+            FROM customer_months
+            WHERE tenant_id = :t AND first_paid_at >= :since AND first_paid_at < :until
             GROUP BY 1, 2
         )
-        SELECT s.cohort::date AS cohort, s.size, a.months_since, a.buyers, a.revenue
-        FROM sizes s JOIN activity a USING (cohort)
+        SELECT a.cohort, sum(a.buyers) FILTER (WHERE a.month = a.cohort) OVER w AS size,
+               ((extract(year FROM a.month) - extract(year FROM a.cohort)) * 12
+                + extract(month FROM a.month) - extract(month FROM a.cohort))::int
+                   AS months_since,
+               a.buyers, a.revenue
+        FROM activity a
+        WINDOW w AS (PARTITION BY a.cohort)
         ORDER BY 1, 3
         """,
         t=actor.tenant_id,

@@ -102,9 +102,11 @@ _REFRESH = text(
     """
 )
 
-# The customers' months (app/models/analytics.py), from the same orders: rows of months with no
-# buying order left are deleted, changed ones rewritten, unchanged ones left alone. Customers
-# are looked up by key first (a join after the aggregate made the planner read all of them).
+# The customers' months (app/models/analytics.py), from the same orders, each carrying the
+# customer's first buying payment (the facts' first_order_at, from the same rows): rows of
+# months with no buying order left are deleted, changed ones rewritten, unchanged ones left
+# alone. Customers are looked up by key first (a join after the aggregate made the planner
+# read all of them).
 _MONTHS = text(
     f"""
     WITH touched AS (
@@ -114,7 +116,8 @@ _MONTHS = text(
     ), fresh AS (
         SELECT o.customer_id,
                date_trunc('month', o.paid_at AT TIME ZONE 'Asia/Shanghai')::date AS month,
-               count(*) AS orders, sum(o.paid_fen - o.refund_fen)::bigint AS revenue_fen
+               count(*) AS orders, sum(o.paid_fen - o.refund_fen)::bigint AS revenue_fen,
+               min(min(o.paid_at)) OVER (PARTITION BY o.customer_id) AS first_paid_at
         FROM touched t
         JOIN orders o ON o.tenant_id = :tenant_id AND o.customer_id = t.customer_id
                      AND {_BUYING}
@@ -125,13 +128,16 @@ _MONTHS = text(
           AND NOT EXISTS (SELECT FROM fresh f
                           WHERE f.customer_id = m.customer_id AND f.month = m.month)
     )
-    INSERT INTO customer_months AS m (tenant_id, customer_id, month, orders, revenue_fen)
-    SELECT :tenant_id, f.customer_id, f.month, f.orders, f.revenue_fen
+    INSERT INTO customer_months AS m (tenant_id, customer_id, month, orders, revenue_fen,
+                                      first_paid_at)
+    SELECT :tenant_id, f.customer_id, f.month, f.orders, f.revenue_fen, f.first_paid_at
     FROM fresh f
     ORDER BY f.customer_id, f.month
     ON CONFLICT (tenant_id, customer_id, month) DO UPDATE SET
-        orders = excluded.orders, revenue_fen = excluded.revenue_fen
-    WHERE (m.orders, m.revenue_fen) IS DISTINCT FROM (excluded.orders, excluded.revenue_fen)
+        orders = excluded.orders, revenue_fen = excluded.revenue_fen,
+        first_paid_at = excluded.first_paid_at
+    WHERE (m.orders, m.revenue_fen, m.first_paid_at)
+          IS DISTINCT FROM (excluded.orders, excluded.revenue_fen, excluded.first_paid_at)
     """
 )
 

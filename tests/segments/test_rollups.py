@@ -5,6 +5,7 @@ their facts and scores, for this tenant and untouched for another; compaction ch
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -221,3 +222,88 @@ async def test_rollups_stay_exact_under_a_random_run_of_writes(
                 )
                 assert merged.status_code == 200, merged.text
         await _assert_exact(runtime, tenant)
+
+
+async def test_concurrent_changes_to_a_customers_scores_and_facts_lose_no_move(
+    tenants: TenantFactory, runtime: Runtime, clock: TestClock
+) -> None:
+    """A recompute moving a customer to another group while an import changes their spend (or
+    a user their city): each trigger computes its delta from the other table, so the second
+    must wait for the first to commit, in either order."""
+    clock.set(NOW)
+    tenant = await tenants.create()
+    shop = _Shop(tenant, (await tenant.shop("offline"))["id"])
+    await shop.batch(
+        ("A-1", "A", 10, 10000, "completed", 0), ("B-1", "B", 300, 500, "completed", 0)
+    )
+    await recompute(runtime, tenant.tenant_id)
+    customer = uuid.UUID(await shop.customer_of("A"))
+    key = {"t": tenant.tenant_id, "c": customer}
+    writes = [
+        "UPDATE customer_scores SET rfm_group = 'general_retain', lifecycle_stage = 'churned' "
+        "WHERE tenant_id = :t AND customer_id = :c",
+        "UPDATE customer_facts SET total_spent_fen = total_spent_fen + 777 "
+        "WHERE tenant_id = :t AND customer_id = :c",
+        "UPDATE customers SET city = '绍兴市' WHERE tenant_id = :t AND id = :c",
+    ]
+    for first, second in [(0, 1), (1, 0), (0, 2), (2, 1)]:
+        async with runtime.sessions() as one, runtime.sessions() as two:
+            await one.execute(text(writes[first]), key)
+
+            async def other(session: Any = two, statement: str = writes[second]) -> None:
+                await session.execute(text(statement), key)
+
+            waiting = asyncio.create_task(other())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # held by the first transaction's lock on the customer
+            await one.commit()
+            await waiting
+            await two.commit()
+        await _assert_exact(runtime, tenant)
+
+
+async def test_large_statements_rebuild_or_lock_the_tenant_and_stay_exact(
+    tenants: TenantFactory, runtime: Runtime
+) -> None:
+    """Statements of 10,000 rows or more lock the tenant's rollups instead of each customer;
+    those touching at least half the tenant's customers rebuild its rollups from scratch."""
+    tenant = await tenants.create()
+    t = {"t": tenant.tenant_id}
+    steps = [
+        # 30,000 customers in one statement: a rebuild (the tenant had none).
+        """INSERT INTO customers (tenant_id, id, display_name, province, city, tags, attributes,
+                                  version, created_at, updated_at)
+           SELECT :t, gen_random_uuid(), 'c' || i, (ARRAY['浙江省', '广东省', NULL])[1 + i % 3],
+                  (ARRAY['杭州市', '广州市', NULL])[1 + i % 3], '{}', '{}', 1, now(), now()
+           FROM generate_series(1, 30000) i""",
+        # Facts for 20,000 of them (two thirds: a rebuild), scores for 12,000 (a delta under
+        # the tenant's lock), then 11,000 moves of facts and scores, and 11,000 deletions.
+        """INSERT INTO customer_facts (tenant_id, customer_id, order_count, total_spent_fen,
+                                       refund_count, refund_fen)
+           SELECT :t, id, 1 + (hashtext(id::text) & 3), 100 + (hashtext(id::text) & 1023), 0, 0
+           FROM (SELECT id FROM customers WHERE tenant_id = :t ORDER BY id LIMIT 20000) c""",
+        """INSERT INTO customer_scores (tenant_id, customer_id, rfm_r, rfm_f, rfm_m, rfm_group,
+                                        lifecycle_stage)
+           SELECT :t, customer_id, 1 + (hashtext(customer_id::text) & 3), 2, 3,
+                  'important_value', 'active'
+           FROM customer_facts WHERE tenant_id = :t ORDER BY customer_id LIMIT 12000""",
+        """UPDATE customer_facts SET total_spent_fen = total_spent_fen * 2, order_count = 0
+           WHERE tenant_id = :t AND customer_id IN (
+               SELECT customer_id FROM customer_facts WHERE tenant_id = :t
+               ORDER BY customer_id DESC LIMIT 11000)""",
+        """UPDATE customer_scores SET lifecycle_stage = 'loyal', rfm_group = 'general_keep'
+           WHERE tenant_id = :t AND customer_id IN (
+               SELECT customer_id FROM customer_scores WHERE tenant_id = :t
+               ORDER BY customer_id LIMIT 11000)""",
+        """UPDATE customers SET city = '温州市' WHERE tenant_id = :t AND id IN (
+               SELECT id FROM customers WHERE tenant_id = :t ORDER BY id DESC LIMIT 11000)""",
+        """DELETE FROM customer_scores WHERE tenant_id = :t AND customer_id IN (
+               SELECT customer_id FROM customer_scores WHERE tenant_id = :t
+               ORDER BY customer_id DESC LIMIT 11000)""",
+    ]
+    for step in steps:
+        async with runtime.sessions() as session:
+            await session.execute(text(step), t)
+            await session.commit()
+        summed = await _assert_exact(runtime, tenant)
+    assert sum(v[0] for v in summed.values()) == 30000

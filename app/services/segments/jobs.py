@@ -32,10 +32,16 @@ REBUILD = "kezhan:facts_rebuild"
 async def recompute(
     sessions: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, as_of: datetime
 ) -> None:
-    """RFM, lifecycle stages and saved segment sizes for one tenant, in one transaction."""
+    """RFM and lifecycle stages for one tenant, then its saved segments' sizes.
+
+    Two transactions: a recompute that changes many customers holds the tenant's rollup lock
+    (app/models/analytics.py) until it commits, and customer edits wait for it, so the segment
+    counts run after. Both steps are idempotent: a retried job gives the same state."""
     async with sessions() as session:
         limits = await thresholds(session, tenant_id)
         await recompute_tenant(session, tenant_id, as_of, limits)
+        await session.commit()
+    async with sessions() as session:
         await evaluate_all(session, tenant_id, as_of)
         await session.commit()
 

@@ -48,6 +48,9 @@ from app.services.segments.fields import LIFECYCLE_STAGES, RFM_GROUPS
 _WORK_MEM = text("SET LOCAL work_mem = '256MB'")
 _NO_JIT = text("SET LOCAL jit = off")
 _BUYING = "o.paid_at IS NOT NULL AND o.status <> 'pending_payment'"
+_WINDOW = f"o.tenant_id = :t AND {_BUYING} AND o.paid_at >= :since AND o.paid_at < :until"
+_W_FIGURES = "count(*) AS orders, count(DISTINCT w.customer_id) AS buyers, " \
+    "coalesce(sum(w.net), 0)::bigint AS gmv"  # fmt: skip
 # Sums over a tenant's rollup rows (one row per key once compacted, plus recent deltas).
 _SUMS = "sum(customers) AS customers, sum(buyers) AS buyers, sum(spent_fen) AS spent"
 _HEAD = text(f"SELECT {_SUMS} FROM customer_rollups WHERE tenant_id = :t")
@@ -60,21 +63,6 @@ def _check_window(since: datetime, until: datetime) -> None:
         )
 
 
-async def _rows(session: AsyncSession, sql: str, **params: Any) -> list[Any]:
-    return list((await session.execute(text(sql), params)).all())
-
-
-async def _analytic(session: AsyncSession) -> None:
-    """Settings for this transaction's aggregate statements."""
-    await session.execute(_WORK_MEM)
-    await session.execute(_NO_JIT)
-
-
-_WINDOW = f"o.tenant_id = :t AND {_BUYING} AND o.paid_at >= :since AND o.paid_at < :until"
-_W_FIGURES = "count(*) AS orders, count(DISTINCT w.customer_id) AS buyers, " \
-    "coalesce(sum(w.net), 0)::bigint AS gmv"  # fmt: skip
-
-
 def _figures(row: Any) -> dict[str, int]:
     orders, gmv = int(row.orders), int(row.gmv)
     return {
@@ -83,6 +71,16 @@ def _figures(row: Any) -> dict[str, int]:
         "gmv_fen": gmv,
         "aov_fen": round(gmv / orders) if orders else 0,
     }
+
+
+async def _rows(session: AsyncSession, sql: str, **params: Any) -> list[Any]:
+    return list((await session.execute(text(sql), params)).all())
+
+
+async def _analytic(session: AsyncSession) -> None:
+    """Settings for this transaction's aggregate statements."""
+    await session.execute(_WORK_MEM)
+    await session.execute(_NO_JIT)
 
 
 async def overview(
@@ -106,7 +104,7 @@ async def overview(
             FROM orders o WHERE {_WINDOW}
         )
         SELECT 0 AS kind, NULL AS platform, NULL::uuid AS shop_id, NULL AS shop_name,
-               NULL::date AS period, sum(n) AS orders, count(*) AS buyers, NULL AS gmv,
+               NULL::date AS period, NULL AS orders, count(*) AS buyers, NULL AS gmv,
                count(*) FILTER (WHERE n >= 2) AS repeaters
         FROM (SELECT count(*) AS n FROM w WHERE customer_id IS NOT NULL GROUP BY customer_id) b
         UNION ALL

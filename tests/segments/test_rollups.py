@@ -16,6 +16,9 @@ from sqlalchemy import text
 from app.runtime import Runtime
 from app.services.facts import refresh_customer_facts
 from app.services.rollups import compact_rollups
+from app.services.segments import query
+from app.services.segments.compiler import compile_filter
+from app.services.segments.fields import QueryContext
 from tests.conftest import TestClock
 from tests.factories import TenantCtx, TenantFactory
 from tests.segments.orders import recompute
@@ -307,3 +310,110 @@ async def test_large_statements_rebuild_or_lock_the_tenant_and_stay_exact(
             await session.commit()
         summed = await _assert_exact(runtime, tenant)
     assert sum(v[0] for v in summed.values()) == 30000
+
+
+_PLACES = [
+    ("浙江省", "杭州市"),
+    ("浙江省", "宁波市"),
+    ("广东省", "广州市"),
+    ("广东省", None),
+    (None, None),
+]
+_STAGES = ["prospect", "new", "active", "loyal", "at_risk", "churned", "won_back"]
+_GROUPS = ["important_value", "general_keep", "general_retain"]
+
+
+def _leaf(rng: random.Random) -> dict[str, Any]:
+    field = rng.choice(["province", "city", "rfm_r", "rfm_f", "rfm_group", "lifecycle_stage"])
+    pool: list[Any] = {
+        "province": ["浙江省", "广东省", "四川省"],
+        "city": ["杭州市", "宁波市", "广州市"],
+        "rfm_r": [1, 2, 3, 4, 5],
+        "rfm_f": [1, 2, 3, 4, 5],
+        "rfm_group": _GROUPS,
+        "lifecycle_stage": _STAGES,
+    }[field]
+    ops = ["eq", "ne", "in", "not_in", "is_null"]
+    if field in ("province", "city"):
+        ops += ["starts_with", "contains"]
+    if field in ("rfm_r", "rfm_f"):
+        ops += ["gt", "gte", "lt", "lte", "between"]
+    op = rng.choice(ops)
+    value: Any = rng.choice(pool)
+    if op in ("in", "not_in"):
+        value = rng.sample(pool, rng.randint(1, 3))
+    elif op == "is_null":
+        value = rng.random() < 0.5
+    elif op == "between":
+        value = sorted(rng.sample(pool, 2))
+    elif op in ("starts_with", "contains"):
+        value = value[: rng.randint(1, 2)]
+    return {"field": field, "op": op, "value": value}
+
+
+def _tree(rng: random.Random, depth: int = 0) -> dict[str, Any]:
+    roll = rng.random()
+    if depth >= 2 or roll < 0.4:
+        return _leaf(rng)
+    if roll < 0.55:
+        return {"not": _tree(rng, depth + 1)}
+    return {rng.choice(["and", "or"]): [_tree(rng, depth + 1) for _ in range(rng.randint(2, 3))]}
+
+
+async def test_filters_on_rollup_fields_are_counted_from_the_rollups_exactly(
+    tenants: TenantFactory, runtime: Runtime
+) -> None:
+    """Counting from `customer_rollups` gives the count of the join over customers, facts and
+    scores for random filters of the fields they count by (prospects without scores, places
+    with no city, merged customers included); a filter of any other field is not sent there."""
+    rng = random.Random(7)
+    tenant = await tenants.create()
+    t = tenant.tenant_id
+    async with runtime.sessions() as session:
+        for i in range(300):
+            province, city = rng.choice(_PLACES)
+            await session.execute(
+                text(
+                    "INSERT INTO customers (tenant_id, id, display_name, province, city, tags, "
+                    "attributes, version, created_at, updated_at) VALUES (:t, :id, 'c', :p, :c, "
+                    "'{}', '{}', 1, now(), now())"
+                ),
+                {"t": t, "id": uuid.UUID(int=i + 1), "p": province, "c": city},
+            )
+            if rng.random() < 0.7:
+                await session.execute(
+                    text(
+                        "INSERT INTO customer_scores (tenant_id, customer_id, rfm_r, rfm_f, rfm_m, "
+                        "rfm_group, lifecycle_stage) VALUES (:t, :id, :r, :f, 3, :g, :s)"
+                    ),
+                    {
+                        "t": t,
+                        "id": uuid.UUID(int=i + 1),
+                        "r": rng.choice([None, 1, 2, 3, 4, 5]),
+                        "f": rng.choice([None, 1, 3, 5]),
+                        "g": rng.choice([None, *_GROUPS]),
+                        "s": rng.choice(_STAGES),
+                    },
+                )
+        await session.execute(
+            text("UPDATE customers SET merged_into_id = :s WHERE tenant_id = :t AND id = :m"),
+            {"t": t, "s": uuid.UUID(int=1), "m": uuid.UUID(int=2)},
+        )
+        await session.commit()
+    ctx = QueryContext(uuid.UUID(str(t)), NOW, {})
+    routed = 0
+    async with runtime.read_sessions() as session:
+        for _ in range(150):
+            condition = compile_filter(_tree(rng), ctx)
+            assert query.on_rollups(condition) is not None
+            routed += 1
+            assert await query.count_members(session, condition, ctx) == await query.count_joined(
+                session, condition, ctx
+            )
+        for other in (
+            {"field": "total_spent_fen", "op": "gt", "value": 100},
+            {"and": [{"field": "province", "op": "eq", "value": "浙江省"},
+                     {"field": "tags", "op": "contains", "value": "VIP"}]},
+        ):  # fmt: skip
+            assert query.on_rollups(compile_filter(other, ctx)) is None
+    assert routed == 150

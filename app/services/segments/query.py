@@ -21,10 +21,12 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.expression import ColumnClause, TextClause
 
 from app.crypto import Vault
 from app.errors import FieldError, ValidationFailed
-from app.models import CustomerContact
+from app.models import CustomerContact, CustomerRollup
 from app.schemas.segments import MemberOut
 from app.schemas.segments import MemberSort as SortKey
 from app.services.paging import cursor_values, encode_cursor
@@ -116,9 +118,50 @@ def _matching(condition: ColumnElement[bool], ctx: QueryContext) -> Select[Any]:
     )
 
 
+# The columns `customer_rollups` counts live customers by (app/models/analytics.py): a filter on
+# these alone is counted from a few thousand rollup rows instead of a million customers.
+_rollups = CustomerRollup.__table__.alias("r")
+_ON_ROLLUPS: dict[Any, Any] = {
+    c.province: _rollups.c.province,
+    c.city: _rollups.c.city,
+    s.rfm_r: _rollups.c.rfm_r,
+    s.rfm_f: _rollups.c.rfm_f,
+    s.rfm_group: _rollups.c.rfm_group,
+    s.lifecycle_stage: _rollups.c.stage,  # a customer without scores: 'prospect' in both
+}
+
+
+def _to_rollups(element: Any, **kw: Any) -> Any:
+    return _ON_ROLLUPS.get(element)
+
+
+def on_rollups(condition: ColumnElement[bool]) -> ColumnElement[bool] | None:
+    """The condition over `customer_rollups`, when every column it reads is one they count by."""
+    elements = list(visitors.iterate(condition))
+    if any(isinstance(e, TextClause) for e in elements):
+        return None  # SQL text could name any column
+    columns = [e for e in elements if isinstance(e, ColumnClause)]
+    if not columns or any(column not in _ON_ROLLUPS for column in columns):
+        return None
+    return visitors.replacement_traverse(condition, {}, _to_rollups)
+
+
 async def count_members(
     session: AsyncSession, condition: ColumnElement[bool], ctx: QueryContext
 ) -> int:
+    rolled = on_rollups(condition)
+    if rolled is not None:
+        total = select(func.coalesce(func.sum(_rollups.c.customers), 0)).where(
+            _rollups.c.tenant_id == ctx.tenant_id, rolled
+        )
+        return int(await session.scalar(total) or 0)
+    return await count_joined(session, condition, ctx)
+
+
+async def count_joined(
+    session: AsyncSession, condition: ColumnElement[bool], ctx: QueryContext
+) -> int:
+    """The count over customers joined with their facts and scores (any filter)."""
     query = (
         select(func.count())
         .select_from(_FROM)

@@ -35,6 +35,13 @@ class CustomerFacts(Base):
         ),
         Index("ix_customer_facts_spent", "tenant_id", "total_spent_fen"),
         Index("ix_customer_facts_last_order", "tenant_id", "last_order_at"),
+        # New buyers of a period ("one-time buyers of the last 30 days"), from the index alone.
+        Index(
+            "ix_customer_facts_first_order",
+            "tenant_id",
+            "first_order_at",
+            postgresql_include=["order_count"],
+        ),
         Index("ix_customer_facts_products", "merchant_codes", postgresql_using="gin"),
         Index("ix_customer_facts_categories", "categories", postgresql_using="gin"),
         # Pages keep free space so a refresh that changes no indexed column stays a HOT update.

@@ -1,4 +1,4 @@
-"""cohorts and lifecycle flows read from indexes: customer_months.first_paid_at, events by customer
+"""cohorts, lifecycle flows and new-buyer filters read from indexes
 
 The cohort report looked up each new buyer's months one by one (71,000 buyers of a year at
 1,000,000 customers: 0.7 s on an idle machine). Each month row now carries the customer's first
@@ -6,6 +6,9 @@ buying payment (the facts' first_order_at, written by the same refresh), and an 
 holds the month and revenue: the report reads a period's new buyers' months from the index.
 The lifecycle flows took every customer's latest event with a sort of all events; the index
 by customer now also orders by id and holds the stage, so they come from it in order.
+Segment filters on the first order time ("one-time buyers of the last 30 days") scanned all
+of the wide facts rows (150 ms at 1M for the count); an index on it with the order count
+serves count and page (7 ms and 15 ms).
 
 Revision ID: 0014
 Revises: 0013
@@ -53,6 +56,13 @@ def upgrade() -> None:
         unique=False,
         postgresql_include=["month", "revenue_fen"],
     )
+    op.create_index(
+        "ix_customer_facts_first_order",
+        "customer_facts",
+        ["tenant_id", "first_order_at"],
+        unique=False,
+        postgresql_include=["order_count"],
+    )
     op.drop_index("ix_lifecycle_events_customer", table_name="lifecycle_events")
     op.create_index(
         "ix_lifecycle_events_customer",
@@ -64,6 +74,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_customer_facts_first_order", table_name="customer_facts")
     op.drop_index("ix_lifecycle_events_customer", table_name="lifecycle_events")
     op.create_index(
         "ix_lifecycle_events_customer",

@@ -3,21 +3,26 @@
 One call loads one or more snapshots (an export, or a JSON batch) of one shop inside the caller's
 transaction: nothing is committed here, so a failure anywhere leaves the database untouched and a
 retried job starts from the same state. The rules (forward-only status, identity resolution, what
-counts as a change) are written down in docs/order-sync.md.
+counts as a change) are written down in docs/order-sync.md. A shop's first snapshot (no orders
+yet, so every order is new) skips staging: its buyers are resolved first and its orders and items
+are COPYed straight into their tables; both ways store the same rows (tests/imports/
+test_load_paths.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import secrets
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 from sqlalchemy import text
@@ -29,6 +34,7 @@ from app.services import pii
 from app.services.facts import refresh_customer_facts
 from app.services.imports.export import ITEM_SCHEMA, ORDER_SCHEMA, REJECTION_SCHEMA
 
+FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 Progress = Callable[[int], Awaitable[None]]
 OrdersChangedHook = Callable[[AsyncSession, uuid.UUID, list[uuid.UUID], datetime], Awaitable[None]]
 
@@ -90,6 +96,16 @@ class LoadCounts:
         values = asdict(self)
         values.pop("timings")
         return values
+
+
+@dataclass
+class _Unlisted:
+    """What the COPY path created without listing it in load_touched: the orders of a load's
+    last snapshot, which no later statement of the load reads back."""
+
+    orders: int = 0
+    customers: set[uuid.UUID] = field(default_factory=set)
+    order_ids: list[pl.Series] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -184,34 +200,8 @@ def _receiver_hashes(vault: Vault, tenant_id: uuid.UUID, texts: pl.Series) -> pl
     )
 
 
-def prepare_orders(
-    vault: Vault, target: LoadTarget, orders: pl.DataFrame
-) -> tuple[pl.DataFrame, dict[str, float]]:
-    """The staging frame: personal data sealed and masked, buyer identity keys derived."""
-    started = time.perf_counter()
-    tenant_id = target.tenant_id
-    frame = orders.select(list(ORDER_SCHEMA)).with_columns(
-        pl.concat_str(
-            [
-                pl.col(c).fill_null("")
-                for c in ("receiver_name", "receiver_phone", "receiver_address")
-            ],
-            separator="\x1f",
-        ).alias("receiver_text")
-    )
-    for column, kind in (
-        ("receiver_name", "name"),
-        ("receiver_phone", "phone"),
-        ("receiver_address", "street"),
-    ):
-        frame = frame.join(_sealed(vault, tenant_id, frame[column], kind), on=column, how="left")
-    frame = frame.join(
-        _receiver_hashes(vault, tenant_id, frame["receiver_text"]), on="receiver_text", how="left"
-    )
-    frame = frame.join(
-        _phones(vault, tenant_id, frame["receiver_phone"]), on="receiver_phone", how="left"
-    )
-    sealed = time.perf_counter()
+def _with_identity(frame: FrameT, target: LoadTarget) -> FrameT:
+    """Each order's buyer identity: the key it is matched on, its scope, the customer's name."""
     key = pl.col("buyer_key").str.strip_chars()
     masked = pl.col("buyer_key_masked").fill_null(False) | key.str.contains("*", literal=True)
     region = pl.concat_str(
@@ -219,7 +209,7 @@ def prepare_orders(
     )
     has_key = key.is_not_null() & (key != "")
     phone_only = ~has_key & pl.col("phone_hash").is_not_null()
-    frame = frame.with_columns(
+    return frame.with_columns(
         # A masked key is only as good as the region it came with: scope it to this shop and place.
         pl.when(has_key & masked)
         .then(pl.concat_str([key, region], separator="|"))
@@ -241,10 +231,108 @@ def prepare_orders(
         .alias("display_name"),
         pl.when(has_key).then(key).otherwise(None).alias("buyer_key"),
     )
-    return frame.select(_STAGE_COLUMNS), {
+
+
+def prepare_orders(
+    vault: Vault, target: LoadTarget, orders: pl.DataFrame, phones: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, dict[str, float]]:
+    """The staging frame: personal data sealed and masked, buyer identity keys derived.
+
+    `phones` is the `_phones` table of these orders when the caller already made it.
+    """
+    started = time.perf_counter()
+    tenant_id = target.tenant_id
+    frame = orders.select(list(ORDER_SCHEMA)).with_columns(
+        pl.concat_str(
+            [
+                pl.col(c).fill_null("")
+                for c in ("receiver_name", "receiver_phone", "receiver_address")
+            ],
+            separator="\x1f",
+        ).alias("receiver_text")
+    )
+    for column, kind in (
+        ("receiver_name", "name"),
+        ("receiver_phone", "phone"),
+        ("receiver_address", "street"),
+    ):
+        frame = frame.join(_sealed(vault, tenant_id, frame[column], kind), on=column, how="left")
+    frame = frame.join(
+        _receiver_hashes(vault, tenant_id, frame["receiver_text"]), on="receiver_text", how="left"
+    )
+    if phones is None:
+        phones = _phones(vault, tenant_id, frame["receiver_phone"])
+    frame = frame.join(phones, on="receiver_phone", how="left")
+    sealed = time.perf_counter()
+    return _with_identity(frame, target).select(_STAGE_COLUMNS), {
         "seal_s": sealed - started,
         "prepare_s": time.perf_counter() - started,
     }
+
+
+_BUYER_COLUMNS = [
+    "ident_key", "ident_shop", "phone_hash", "phone_enc", "phone_masked", "display_name",
+    "phone_only", "province", "city", "district",
+]  # fmt: skip
+
+
+_BUYER_SOURCE = [
+    "buyer_key", "buyer_key_masked", "receiver_name", "receiver_phone",
+    "province", "city", "district", "ordered_at",
+]  # fmt: skip
+
+
+def prepare_buyers(
+    vault: Vault, target: LoadTarget, orders: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The distinct buyers of a snapshot, each as of their latest order (what `_IDENTITIES`
+    picks in SQL), and the `_phones` table the orders' staging frames reuse."""
+    tenant_id = target.tenant_id
+    phones = _phones(vault, tenant_id, orders["receiver_phone"])
+    names = orders["receiver_name"].drop_nulls().unique()
+    frame = (
+        orders.lazy()
+        .select(_BUYER_SOURCE)
+        .join(
+            pl.DataFrame(
+                {
+                    "receiver_name": names,
+                    "receiver_name_masked": [_mask("name", v) for v in names.to_list()],
+                },
+                schema={"receiver_name": pl.String(), "receiver_name_masked": pl.String()},
+            ).lazy(),
+            on="receiver_name",
+            how="left",
+        )
+        .join(phones.lazy(), on="receiver_phone", how="left")
+    )
+    buyers = (
+        _with_identity(frame, target)
+        .filter(pl.col("ident_key").is_not_null())
+        .sort("ordered_at", descending=True, nulls_last=True, maintain_order=True)
+        .unique(["ident_key", "ident_shop"], keep="first")
+        # In key order, like the DISTINCT ON: the identities' unique index then fills in order.
+        .sort("ident_key", "ident_shop")
+        .select(_BUYER_COLUMNS)
+        .collect()
+    )
+    return buyers, phones
+
+
+def new_order_ids() -> Callable[[int], pl.Series]:
+    """UUIDv7 ids for new orders, `count` at a time: this millisecond, then a counter from a
+    random start (RFC 9562, method 1), so they sort in file order and append to the primary key."""
+    millis = time.time_ns() // 1_000_000
+    high = f"{millis:012x}7{secrets.randbits(12):03x}"
+    low = (0b10 << 62) | secrets.randbits(60)  # room below bit 62 for any count of orders
+    issued = 0
+
+    def take(count: int) -> pl.Series:
+        nonlocal issued
+        first, issued = low + issued, issued + count
+        return pl.Series("id", [f"{high}{first + i:016x}" for i in range(count)], pl.String())
+
+    return take
 
 
 @contextmanager
@@ -283,10 +371,9 @@ CREATE TEMP TABLE IF NOT EXISTS load_touched (
     order_id uuid, customer_id uuid, inserted boolean, status text, prev_status text,
     refund_fen bigint, prev_refund bigint
 ) ON COMMIT DROP;
-CREATE TEMP TABLE IF NOT EXISTS load_seen (order_no text PRIMARY KEY) ON COMMIT DROP;
 CREATE TEMP TABLE IF NOT EXISTS load_customers (customer_id uuid PRIMARY KEY, created boolean)
     ON COMMIT DROP;
-TRUNCATE stage_orders, stage_items, load_touched, load_seen, load_customers;
+TRUNCATE stage_orders, stage_items, load_touched, load_customers;
 """
 
 
@@ -298,6 +385,15 @@ SELECT DISTINCT ON (ident_key, ident_shop)
 FROM stage_orders
 WHERE ident_key IS NOT NULL AND prev_customer IS NULL AND accepted
 ORDER BY ident_key, ident_shop, ordered_at DESC NULLS LAST
+"""
+
+# The same table when the buyers come ready from the parsed frames (a first import).
+_CREATE_IDENT = """
+CREATE TEMP TABLE stage_ident (
+    ident_key text, ident_shop uuid, phone_hash bytea, phone_enc bytea, phone_masked text,
+    display_name text, phone_only boolean, province text, city text, district text,
+    customer_id uuid, via text
+) ON COMMIT DROP
 """
 
 _MATCH_IDENTITY = """
@@ -386,6 +482,16 @@ _CUSTOMER_JOIN = """
       ON si.ident_key = s.ident_key AND si.ident_shop IS NOT DISTINCT FROM s.ident_shop
 """
 
+# Under the shop's advisory lock, a shop without orders stays so until this load writes some.
+_SHOP_HAS_ORDERS = """
+SELECT EXISTS (SELECT FROM orders WHERE tenant_id = :tenant_id AND shop_id = :shop_id)
+"""
+
+_NEW_ORDER_COLUMNS = [
+    "tenant_id", "id", "shop_id", "platform", "order_no", "customer_id", *_DATA, *_SEALED,
+    "source_time", "import_id",
+]  # fmt: skip
+
 # The shop's advisory lock makes "not known" mean "new": a plain INSERT, no conflict arbitration.
 _INSERT_NEW = f"""
 WITH ins AS (
@@ -421,8 +527,6 @@ INSERT INTO load_touched (order_id, customer_id, inserted, status, prev_status, 
 SELECT id, customer_id, false, status, prev_status, refund_fen, prev_refund FROM up
 """
 
-_SEEN = "INSERT INTO load_seen SELECT order_no FROM stage_orders ON CONFLICT DO NOTHING"
-
 _ITEM_DATA = _ITEM_COLUMNS[2:]
 
 _INSERT_NEW_ITEMS = f"""
@@ -457,7 +561,6 @@ SELECT
     (SELECT count(DISTINCT order_id) FROM load_touched t
       WHERE NOT EXISTS (SELECT 1 FROM load_touched c WHERE c.order_id = t.order_id
                          AND c.inserted)) AS updated,
-    (SELECT count(*) FROM load_seen) AS seen,
     (SELECT count(*) FROM load_customers WHERE created) AS customers_created,
     (SELECT count(*) FROM load_customers WHERE NOT created) AS customers_matched
 """
@@ -486,18 +589,38 @@ _STAGE_ROWS = 200_000
 
 
 async def _copy(session: AsyncSession, table: str, frame: pl.DataFrame) -> None:
-    """COPY a frame as CSV, a slice at a time through a temporary file.
+    """COPY a frame as CSV, a slice at a time through temporary files.
 
     Not through an in-memory buffer: a `BytesIO` grown by polars and drained by asyncpg left its
     pages with the C allocator, so RSS grew by every byte copied (about 0.5 GB over a
     1,000,000-order export); through a file it stays flat, at the same speed (docs/benchmarks.md).
+    The next slice is written (in a thread) while the database reads the current one.
     """
     driver = await _driver(session)
+    parts = list(frame.iter_slices(_COPY_ROWS))
+    if not parts:
+        return
     with tempfile.TemporaryDirectory(prefix="kezhan-copy-") as folder:
-        path = Path(folder) / f"{table}.csv"
-        for part in frame.iter_slices(_COPY_ROWS):
-            part.write_csv(path, include_header=False, datetime_format=_COPY_DATETIME)
-            await driver.copy_to_table(table, source=path, columns=frame.columns, format="csv")
+        paths = [Path(folder) / f"{table}-{n}.csv" for n in range(2)]
+
+        def write(index: int) -> None:
+            parts[index].write_csv(
+                paths[index % 2], include_header=False, datetime_format=_COPY_DATETIME
+            )
+
+        pending = asyncio.ensure_future(asyncio.to_thread(write, 0))
+        try:
+            for index in range(len(parts)):
+                await pending
+                if index + 1 < len(parts):
+                    pending = asyncio.ensure_future(asyncio.to_thread(write, index + 1))
+                await driver.copy_to_table(
+                    table, source=paths[index % 2], columns=frame.columns, format="csv"
+                )
+        finally:
+            if not pending.done():
+                with contextlib.suppress(Exception):
+                    await pending
 
 
 def _check_unique(orders: pl.DataFrame) -> None:
@@ -509,7 +632,7 @@ def _check_unique(orders: pl.DataFrame) -> None:
         )
 
 
-async def _stage_snapshot(
+async def _load_staged(
     session: AsyncSession,
     vault: Vault,
     target: LoadTarget,
@@ -517,15 +640,11 @@ async def _stage_snapshot(
     params: dict[str, Any],
     counts: LoadCounts,
 ) -> None:
-    _check_unique(snapshot.orders)
+    """Stage the snapshot, then upsert: new orders inserted, known ones updated when they may."""
     await session.execute(text("TRUNCATE stage_orders, stage_items"))
     # Sealed and staged a slice at a time: the staging frame of a whole export (ciphertexts
     # and hashes as hex, ~0.4 KB per order) would double a large import's peak memory.
-    for part in snapshot.orders.iter_slices(_STAGE_ROWS):
-        # Sealing is CPU work (one AES-GCM per distinct value): off the event loop.
-        staged, timings = await asyncio.to_thread(prepare_orders, vault, target, part)
-        for name, value in timings.items():
-            counts.timings[name] = counts.timings.get(name, 0.0) + value
+    async for staged in _prepared_slices(vault, target, snapshot.orders, None, counts):
         with _timed(counts, "copy_s"):
             await _copy(session, "stage_orders", staged)
         del staged
@@ -536,12 +655,145 @@ async def _stage_snapshot(
         await session.execute(text("ANALYZE stage_orders"))
         await session.execute(text("ANALYZE stage_items"))
         await session.execute(text(_EXISTING), params)
+    with _timed(counts, "identity_s"):
+        await session.execute(text("DROP TABLE IF EXISTS stage_ident"))
+        await session.execute(text(_IDENTITIES), params)
+        await _match_buyers(session, params)
+    with _timed(counts, "upsert_s"):
+        await session.execute(text(_INSERT_NEW), params)
+        await session.execute(text(_UPDATE_KNOWN), params)
+    with _timed(counts, "items_s"):
+        for statement in (_INSERT_NEW_ITEMS, _UPSERT_ITEMS):
+            written = await session.execute(text(statement), params)
+            counts.items_written += max(getattr(written, "rowcount", 0), 0)
+        await session.execute(text(_DROP_OLD_ITEMS), params)
+    stale = await session.scalar(text("SELECT count(*) FROM stage_orders WHERE NOT accepted"))
+    counts.orders_stale += int(stale or 0)
+    anonymous = await session.scalar(
+        text("SELECT count(*) FROM stage_orders WHERE ident_key IS NULL")
+    )
+    counts.anonymous += int(anonymous or 0)
 
 
-async def _resolve_buyers(session: AsyncSession, params: dict[str, Any]) -> None:
-    await session.execute(text("DROP TABLE IF EXISTS stage_ident"))
+async def _load_new(
+    session: AsyncSession,
+    vault: Vault,
+    target: LoadTarget,
+    snapshot: Snapshot,
+    params: dict[str, Any],
+    counts: LoadCounts,
+    unlisted: _Unlisted | None,
+) -> None:
+    """A snapshot whose orders are all new (the shop has none yet): buyers are resolved first,
+    then orders and items go by COPY straight into their tables, skipping the staging copy,
+    the look-up of existing orders and the INSERT ... SELECT joins (docs/benchmarks.md).
+    With `unlisted`, what it creates is counted there instead of in load_touched."""
+    with _timed(counts, "identity_s"):
+        buyers, phones = await asyncio.to_thread(prepare_buyers, vault, target, snapshot.orders)
+        await session.execute(text("DROP TABLE IF EXISTS stage_ident"))
+        await session.execute(text(_CREATE_IDENT))
+        await _copy(session, "stage_ident", buyers)
+        del buyers
+        await _match_buyers(session, params)
+        customers = await _resolved_customers(session)
+    source_time = snapshot.source_time.isoformat() if snapshot.source_time else None
+    constants = [
+        pl.lit(str(target.tenant_id)).alias("tenant_id"),
+        pl.lit(str(target.shop_id)).alias("shop_id"),
+        pl.lit(target.platform).alias("platform"),
+        pl.lit(source_time, pl.String).alias("source_time"),
+        pl.lit(params["import_id"], pl.String).alias("import_id"),
+    ]
+    take_ids = new_order_ids()
+    ids = [pl.DataFrame(schema={"order_no": pl.String(), "id": pl.String()})]
+    async for staged in _prepared_slices(vault, target, snapshot.orders, phones, counts):
+        rows = staged.join(
+            customers,
+            on=["ident_key", "ident_shop"],
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        ).with_columns(take_ids(staged.height), *constants)
+        del staged
+        counts.anonymous += rows["ident_key"].null_count()
+        with _timed(counts, "upsert_s"):
+            await _copy(session, "orders", rows.select(_NEW_ORDER_COLUMNS))
+            if unlisted is None:
+                await _copy(
+                    session,
+                    "load_touched",
+                    rows.select(
+                        pl.col("id").alias("order_id"),
+                        "customer_id",
+                        pl.lit(True).alias("inserted"),
+                        "status",
+                        "refund_fen",
+                    ),
+                )
+            else:
+                unlisted.orders += rows.height
+                unlisted.order_ids.append(rows.get_column("id"))
+        ids.append(rows.select("order_no", "id"))
+        del rows
+    with _timed(counts, "items_s"):
+        # Only the order id column is new: the item columns are COPYed from the parsed frame.
+        order_ids = (
+            snapshot.items.select("order_no")
+            .join(pl.concat(ids), on="order_no", how="left", maintain_order="left")
+            .get_column("id")
+        )
+        del ids
+        items = snapshot.items.select(
+            pl.lit(str(target.tenant_id)).alias("tenant_id"),
+            order_ids.alias("order_id"),
+            "line_no",
+            *_ITEM_DATA,
+        )
+        if order_ids.null_count():  # lines of orders this snapshot does not have
+            items = items.filter(pl.col("order_id").is_not_null())
+        await _copy(session, "order_items", items)
+        counts.items_written += items.height
+    if unlisted is not None:
+        # Every buyer in the map has an order of this snapshot.
+        unlisted.customers.update(map(uuid.UUID, customers.get_column("customer_id")))
+
+
+async def _prepared_slices(
+    vault: Vault,
+    target: LoadTarget,
+    orders: pl.DataFrame,
+    phones: pl.DataFrame | None,
+    counts: LoadCounts,
+) -> AsyncIterator[pl.DataFrame]:
+    """Staging frames of `_STAGE_ROWS` orders each; the next is sealed (CPU work, in a thread)
+    while the caller writes the current one to the database."""
+    parts = list(orders.iter_slices(_STAGE_ROWS))
+    if not parts:
+        return
+    pending = asyncio.ensure_future(
+        asyncio.to_thread(prepare_orders, vault, target, parts[0], phones)
+    )
+    try:
+        for index in range(len(parts)):
+            staged, timings = await pending
+            for name, value in timings.items():
+                counts.timings[name] = counts.timings.get(name, 0.0) + value
+            if index + 1 < len(parts):
+                pending = asyncio.ensure_future(
+                    asyncio.to_thread(prepare_orders, vault, target, parts[index + 1], phones)
+                )
+            yield staged
+            del staged
+    finally:
+        if not pending.done():
+            with contextlib.suppress(Exception):
+                await pending
+
+
+async def _match_buyers(session: AsyncSession, params: dict[str, Any]) -> None:
+    """Give every buyer in stage_ident a customer: by identity, by phone, else a new one."""
+    await session.execute(text("ANALYZE stage_ident"))
     for statement in (
-        _IDENTITIES,
         _MATCH_IDENTITY,
         _MATCH_PHONE,
         _NEW_CUSTOMERS,
@@ -551,8 +803,18 @@ async def _resolve_buyers(session: AsyncSession, params: dict[str, Any]) -> None
         _RESOLVED,
     ):
         await session.execute(text(statement), params)
-        if statement is _IDENTITIES:
-            await session.execute(text("ANALYZE stage_ident"))
+
+
+async def _resolved_customers(session: AsyncSession) -> pl.DataFrame:
+    """stage_ident's buyer -> customer map, read back through a file (COPY, no row objects)."""
+    driver = await _driver(session)
+    schema = {"ident_key": pl.String(), "ident_shop": pl.String(), "customer_id": pl.String()}
+    with tempfile.TemporaryDirectory(prefix="kezhan-copy-") as folder:
+        path = Path(folder) / "customers.csv"
+        await driver.copy_from_query(
+            "SELECT ident_key, ident_shop, customer_id FROM stage_ident", output=path, format="csv"
+        )
+        return pl.read_csv(path, has_header=False, new_columns=list(schema), schema=schema)
 
 
 async def _store_rejections(
@@ -601,7 +863,8 @@ async def load_snapshots(
             await session.execute(text(statement))
     ordered = sorted(snapshots, key=lambda s: (s.source_time is not None, s.source_time or now))
     done = 0
-    for snapshot in ordered:
+    unlisted = _Unlisted()
+    for index, snapshot in enumerate(ordered):
         params = {
             "tenant_id": target.tenant_id,
             "shop_id": target.shop_id,
@@ -609,25 +872,16 @@ async def load_snapshots(
             "import_id": str(target.import_id) if target.import_id else None,
             "source_time": snapshot.source_time,
         }
-        await _stage_snapshot(session, vault, target, snapshot, params, counts)
-        with _timed(counts, "identity_s"):
-            await _resolve_buyers(session, params)
-        with _timed(counts, "upsert_s"):
-            await session.execute(text(_INSERT_NEW), params)
-            await session.execute(text(_UPDATE_KNOWN), params)
-            await session.execute(text(_SEEN))
-        with _timed(counts, "items_s"):
-            for statement in (_INSERT_NEW_ITEMS, _UPSERT_ITEMS):
-                written = await session.execute(text(statement), params)
-                counts.items_written += max(getattr(written, "rowcount", 0), 0)
-            await session.execute(text(_DROP_OLD_ITEMS), params)
+        _check_unique(snapshot.orders)
+        if await session.scalar(text(_SHOP_HAS_ORDERS), params):
+            await _load_staged(session, vault, target, snapshot, params, counts)
+        else:
+            # Later snapshots may update these orders: listed, they stay counted as created.
+            last = index == len(ordered) - 1
+            await _load_new(
+                session, vault, target, snapshot, params, counts, unlisted if last else None
+            )
         counts.items += snapshot.items.height
-        stale = await session.scalar(text("SELECT count(*) FROM stage_orders WHERE NOT accepted"))
-        counts.orders_stale += int(stale or 0)
-        anonymous = await session.scalar(
-            text("SELECT count(*) FROM stage_orders WHERE ident_key IS NULL")
-        )
-        counts.anonymous += int(anonymous or 0)
         with _timed(counts, "rejections_s"):
             await _store_rejections(session, target, snapshot.rejections, counts.rejected)
         counts.rejected += snapshot.rejections.height
@@ -637,19 +891,25 @@ async def load_snapshots(
         if progress is not None:
             await progress(done)
     row = (await session.execute(text(_COUNTS))).one()
-    counts.orders_created, counts.orders_updated = row.created, row.updated
-    counts.orders_unchanged = row.seen - row.created - row.updated
+    counts.orders_created = row.created + unlisted.orders
+    counts.orders_updated = row.updated
+    # Every order number any snapshot listed, counted once.
+    seen = pl.concat([s.orders.select("order_no") for s in ordered])["order_no"].n_unique()
+    counts.orders_unchanged = seen - counts.orders_created - counts.orders_updated
     counts.customers_created, counts.customers_matched = (
         row.customers_created,
         row.customers_matched,
     )
-    touched = list((await session.scalars(text(_TOUCHED_CUSTOMERS))).all())
+    touched = list(
+        unlisted.customers.union((await session.scalars(text(_TOUCHED_CUSTOMERS))).all())
+    )
     with _timed(counts, "facts_s"):
         await refresh_customer_facts(session, target.tenant_id, touched)
     with _timed(counts, "suggest_s"):
         await identities.suggest_merges(session, target.tenant_id, touched, now)
     if orders_changed is not None:
         changed = list((await session.scalars(text(_STATUS_CHANGED))).all())
+        changed += [uuid.UUID(i) for ids in unlisted.order_ids for i in ids]
         if changed:
             with _timed(counts, "hooks_s"):
                 await orders_changed(session, target.tenant_id, changed, now)

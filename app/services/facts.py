@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.services.rollups import lock_rollups
+
 _BUYING = "o.paid_at IS NOT NULL AND o.status <> 'pending_payment'"
 _REFUNDED = "(o.refund_fen > 0 OR o.status IN ('refunding', 'refunded', 'partially_refunded'))"
 
@@ -159,6 +161,8 @@ async def refresh_customer_facts(
         return
     if len(customer_ids) >= _LARGE:
         await session.execute(_WORK_MEM)
-    params = {"tenant_id": tenant_id, "customer_ids": list(dict.fromkeys(customer_ids))}
+    ids = list(dict.fromkeys(customer_ids))
+    await lock_rollups(session, tenant_id, len(ids))
+    params = {"tenant_id": tenant_id, "customer_ids": ids}
     await session.execute(_REFRESH, params)
     await session.execute(_MONTHS, params)

@@ -1,4 +1,10 @@
-"""Compaction of `customer_rollups`: a tenant's delta rows folded into one row per key.
+"""`customer_rollups` upkeep outside the triggers: the tenant lock taken up front by large
+writers, and compaction (a tenant's delta rows folded into one row per key).
+
+A trigger on a statement of `LARGE` rows or more takes the tenant's rollup lock exclusively
+(migration 0013), after its statement has written and locked its rows. A smaller writer holding
+the lock shared that then waits for one of those rows would deadlock with it, so a caller that
+knows it is about to write that many customers' rows takes the lock first (`lock_rollups`).
 
 Triggers append one row per key and statement (app/models/analytics.py), so the table grows with
 every write until compacted; the sums never change. Compaction deletes the rows it can see and
@@ -13,6 +19,10 @@ import uuid
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+LARGE = 10_000  # as `_LARGE` in migrations/versions/0013_customer_rollups.py
+
+_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('customer_rollups:' || :t, 0))")
 
 _KEY = "tenant_id, province, city, rfm_r, rfm_f, rfm_group, stage"
 
@@ -29,6 +39,13 @@ _COMPACT = text(
     HAVING sum(customers) <> 0 OR sum(buyers) <> 0 OR sum(spent_fen) <> 0
     """
 )
+
+
+async def lock_rollups(session: AsyncSession, tenant_id: uuid.UUID, rows: int) -> None:
+    """Before writing `rows` customers' facts, scores or profiles in one statement: for a large
+    statement, the tenant's rollup lock now, before any row lock (held until commit)."""
+    if rows >= LARGE:
+        await session.execute(_LOCK, {"t": str(tenant_id)})
 
 
 async def compact_rollups(session: AsyncSession, tenant_id: uuid.UUID) -> None:

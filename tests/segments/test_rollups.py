@@ -6,16 +6,18 @@ their facts and scores, for this tenant and untouched for another; compaction ch
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 
 from app.runtime import Runtime
 from app.services.facts import refresh_customer_facts
-from app.services.rollups import compact_rollups
+from app.services.rollups import LARGE, compact_rollups, lock_rollups
 from app.services.segments import query
 from app.services.segments.compiler import compile_filter
 from app.services.segments.fields import QueryContext
@@ -417,3 +419,36 @@ async def test_filters_on_rollup_fields_are_counted_from_the_rollups_exactly(
         ):  # fmt: skip
             assert query.on_rollups(compile_filter(other, ctx)) is None
     assert routed == 150
+
+
+async def test_a_large_writer_takes_the_triggers_tenant_lock_up_front(
+    tenants: TenantFactory, runtime: Runtime, clock: TestClock
+) -> None:
+    """`lock_rollups` is the lock the triggers take: a small write to the tenant's customers
+    waits for a large writer that took it first, another tenant's does not."""
+    spec = importlib.util.spec_from_file_location(
+        "m0013", Path(__file__).parents[2] / "migrations/versions/0013_customer_rollups.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    assert migration._LARGE == LARGE
+    clock.set(NOW)
+    tenant, other = await tenants.create(), await tenants.create()
+    for owner in (tenant, other):
+        shop = _Shop(owner, (await owner.shop("offline"))["id"])
+        await shop.batch(("A-1", "A", 10, 10000, "completed", 0))
+    write = text("UPDATE customer_facts SET total_spent_fen = 1 WHERE tenant_id = :t")
+    async with runtime.sessions() as large, runtime.sessions() as small:
+        await lock_rollups(large, uuid.UUID(str(tenant.tenant_id)), LARGE)
+        await lock_rollups(large, uuid.UUID(str(tenant.tenant_id)), LARGE - 1)  # no lock
+        await small.execute(write, {"t": other.tenant_id})  # another tenant: not held
+        waiting = asyncio.create_task(small.execute(write, {"t": tenant.tenant_id}))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        await large.commit()
+        await waiting
+        await small.commit()
+    for owner in (tenant, other):
+        await _assert_exact(runtime, owner)

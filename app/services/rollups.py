@@ -9,8 +9,8 @@ knows it is about to write that many customers' rows takes the lock first (`lock
 Triggers append one row per key and statement (app/models/analytics.py), so the table grows with
 every write until compacted; the sums never change. Compaction deletes the rows it can see and
 inserts their sums in one statement: rows other transactions add meanwhile are not in its
-snapshot and stay for the next one, and a concurrent compaction waits for this one's row locks,
-then skips the rows it deleted, so no delta is lost or counted twice.
+snapshot and stay for the next one. It holds the tenant's lock exclusively, like a rebuild, so
+two of them never fold the same rows.
 """
 
 from __future__ import annotations
@@ -49,4 +49,8 @@ async def lock_rollups(session: AsyncSession, tenant_id: uuid.UUID, rows: int) -
 
 
 async def compact_rollups(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    # Under the tenant's lock: a rebuild by a large statement elsewhere (which deletes every row
+    # it can see and inserts the sums from scratch) must not run beside a compaction, or the
+    # compaction's sums, invisible to the rebuild, would be counted twice.
+    await session.execute(_LOCK, {"t": str(tenant_id)})
     await session.execute(_COMPACT, {"tenant_id": tenant_id})

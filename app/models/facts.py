@@ -40,7 +40,7 @@ class CustomerFacts(Base):
             "ix_customer_facts_first_order",
             "tenant_id",
             "first_order_at",
-            postgresql_include=["order_count"],
+            postgresql_include=["order_count", "customer_id"],
         ),
         Index("ix_customer_facts_products", "merchant_codes", postgresql_using="gin"),
         Index("ix_customer_facts_categories", "categories", postgresql_using="gin"),

@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 LARGE = 10_000  # as `_LARGE` in migrations/versions/0013_customer_rollups.py
 
-_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('customer_rollups:' || :t, 0))")
+# The triggers' own lock function (migration 0013), taken exclusively.
+_LOCK = text("SELECT customer_rollups_lock(:t, true)")
 
 _KEY = "tenant_id, province, city, rfm_r, rfm_f, rfm_group, stage"
 
@@ -45,12 +46,12 @@ async def lock_rollups(session: AsyncSession, tenant_id: uuid.UUID, rows: int) -
     """Before writing `rows` customers' facts, scores or profiles in one statement: for a large
     statement, the tenant's rollup lock now, before any row lock (held until commit)."""
     if rows >= LARGE:
-        await session.execute(_LOCK, {"t": str(tenant_id)})
+        await session.execute(_LOCK, {"t": tenant_id})
 
 
 async def compact_rollups(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     # Under the tenant's lock: a rebuild by a large statement elsewhere (which deletes every row
     # it can see and inserts the sums from scratch) must not run beside a compaction, or the
     # compaction's sums, invisible to the rebuild, would be counted twice.
-    await session.execute(_LOCK, {"t": str(tenant_id)})
+    await session.execute(_LOCK, {"t": tenant_id})
     await session.execute(_COMPACT, {"tenant_id": tenant_id})

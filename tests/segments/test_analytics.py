@@ -17,7 +17,7 @@ from app.services.facts import refresh_customer_facts
 from app.services.segments.fields import LIFECYCLE_STAGES, RFM_GROUPS
 from tests.conftest import TestClock
 from tests.factories import TenantCtx, TenantFactory
-from tests.segments.orders import add_order, recompute
+from tests.segments.orders import add_order, keep_on_merge, recompute
 
 T0 = datetime(2025, 6, 1, 3, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=400)
@@ -386,15 +386,7 @@ async def test_cohorts_follow_batches_status_changes_refunds_merges_and_rebuilds
     assert merged.status_code == 200, merged.text
     await _cohorts_agree(runtime, tenant)
     # A loyalty account names C, so C stays as a tombstone pointing at A after the merge.
-    async with runtime.sessions() as session:
-        await session.execute(
-            text(
-                "INSERT INTO loyalty_accounts (tenant_id, customer_id, balance, lifetime_points) "
-                "VALUES (:t, :c, 0, 0)"
-            ),
-            {"t": t, "c": uuid.UUID(c)},
-        )
-        await session.commit()
+    await keep_on_merge(runtime, t, c)
     merged = await tenant.request(
         "POST", f"/api/v1/customers/{d}/merge", json={"other_customer_id": c}
     )

@@ -23,7 +23,7 @@ from app.services.segments.compiler import compile_filter
 from app.services.segments.fields import QueryContext
 from tests.conftest import TestClock
 from tests.factories import TenantCtx, TenantFactory
-from tests.segments.orders import recompute
+from tests.segments.orders import keep_on_merge, recompute
 
 NOW = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)
 _KEY = "province, city, rfm_r, rfm_f, rfm_group, stage"
@@ -149,15 +149,7 @@ async def test_rollups_follow_every_write_that_moves_a_customer(
     )
     assert merged.status_code == 200, merged.text
     await _assert_exact(runtime, tenant)
-    async with runtime.sessions() as session:
-        await session.execute(
-            text(
-                "INSERT INTO loyalty_accounts (tenant_id, customer_id, balance, lifetime_points) "
-                "VALUES (:t, :c, 0, 0)"
-            ),
-            {"t": tenant.tenant_id, "c": uuid.UUID(c)},
-        )
-        await session.commit()
+    await keep_on_merge(runtime, tenant.tenant_id, c)
     merged = await tenant.request(
         "POST", f"/api/v1/customers/{d}/merge", json={"other_customer_id": c}
     )

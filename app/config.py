@@ -38,6 +38,16 @@ class Settings(BaseSettings):
     job_worker_in_process: bool = Field(
         default=True, description="Run the job worker inside the API process."
     )
+    segment_frames_min_customers: int = Field(
+        default=20_000,
+        description="Tenants with at least this many customers get segment previews from an "
+        "in-memory copy of their customer columns (smaller ones are fast enough in SQL).",
+    )
+    segment_frames_max_customers: int = Field(
+        default=2_000_000,
+        description="Customers held in memory for segment previews, all tenants together "
+        "(about 120 bytes each); 0 turns the copies off.",
+    )
     demo_data: bool = Field(
         default=True, description="Create a demo tenant on first start of the embedded DB."
     )

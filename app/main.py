@@ -26,6 +26,7 @@ from app.openapi_security import declare_bearer_security
 from app.routers import ROUTERS
 from app.runtime import Clock, Runtime
 from app.services.auth import KeyVerifier
+from app.services.segments.member_frames import MemberFrames
 
 DESCRIPTION = """
 Kezhan (客栈) keeps a marketplace seller's customers in one place: profiles across Tmall,
@@ -61,6 +62,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 keys=KeyVerifier(engine, settings.api_key_cache_seconds),
                 clock=app.state.clock,
                 jobs=job_app,
+                member_frames=MemberFrames(
+                    url,
+                    settings.segment_frames_min_customers,
+                    settings.segment_frames_max_customers,
+                ),
             )
             app.state.runtime = runtime
             worker = (
@@ -71,6 +77,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             try:
                 yield
             finally:
+                await runtime.member_frames.close()
                 if worker is not None:
                     worker.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

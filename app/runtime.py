@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.crypto import Vault
 from app.services.auth import KeyVerifier
+from app.services.segments.member_frames import MemberFrames
 
 Clock = Callable[[], datetime]
 
@@ -29,3 +30,4 @@ class Runtime:
     keys: KeyVerifier
     clock: Clock
     jobs: procrastinate.App
+    member_frames: MemberFrames

@@ -1,6 +1,6 @@
 """All tables, imported here so that Alembic and the metadata see every one."""
 
-from app.models.analytics import CustomerMonth, CustomerRollup
+from app.models.analytics import CustomerChange, CustomerMonth, CustomerRollup
 from app.models.base import Base
 from app.models.customers import Customer, CustomerAddress, CustomerContact, Interaction
 from app.models.facts import CustomerFacts
@@ -48,6 +48,7 @@ __all__ = [
     "Base",
     "Customer",
     "CustomerAddress",
+    "CustomerChange",
     "CustomerContact",
     "CustomerFacts",
     "CustomerIdentity",

@@ -82,3 +82,20 @@ class CustomerRollup(Base):
     customers: Mapped[int] = mapped_column(BigInteger, comment="Live customers (a delta).")
     buyers: Mapped[int] = mapped_column(BigInteger, comment="Of them, with a buying order.")
     spent_fen: Mapped[int] = mapped_column(BigInteger, comment="Their total spent.")
+
+
+class CustomerChange(Base):
+    """One row per statement that wrote a tenant's customers, facts or scores (a trigger's,
+    migration 0015): the sum of `statements` tells the API's in-memory customer frames whether
+    they are still current (app/services/segments/member_frames.py)."""
+
+    __tablename__ = "customer_changes"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    statements: Mapped[int] = mapped_column(
+        BigInteger,
+        server_default="1",
+        comment="Statements this row stands for (more than one after compaction).",
+    )

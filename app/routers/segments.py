@@ -79,6 +79,7 @@ async def list_fields(actor: CurrentKey) -> FieldsOut:
 )
 async def preview(
     session: ReadSession,
+    runtime: RuntimeDep,
     actor: CurrentKey,
     clock: ClockDep,
     body: PreviewIn,
@@ -88,7 +89,7 @@ async def preview(
     descending: Descending = True,
 ) -> PreviewOut:
     result = await saved.preview(
-        session, actor, body.filter, clock(), limit, cursor, sort, descending
+        session, actor, body.filter, clock(), limit, cursor, sort, descending, runtime.member_frames
     )
     return PreviewOut(
         count=result.count,
@@ -263,6 +264,7 @@ async def delete_segment(session: Session, actor: CurrentKey, segment_id: uuid.U
 )
 async def list_members(
     session: Session,
+    runtime: RuntimeDep,
     actor: CurrentKey,
     clock: ClockDep,
     segment_id: uuid.UUID,
@@ -272,7 +274,7 @@ async def list_members(
     descending: Descending = True,
 ) -> Page[MemberOut]:
     items, next_cursor = await saved.members(
-        session, actor, segment_id, clock(), sort, descending, limit, cursor
+        session, actor, segment_id, clock(), sort, descending, limit, cursor, runtime.member_frames
     )
     return Page(items=items, next_cursor=next_cursor)
 

@@ -275,7 +275,7 @@ def _choice(value: Any, choices: Sequence[str], loc: Loc) -> str:
     return result
 
 
-def _scalar(spec: Field, value: Any, loc: Loc) -> Any:
+def scalar_value(spec: Field, value: Any, loc: Loc) -> Any:
     match spec.type:
         case FieldType.string | FieldType.text_list | FieldType.string_list:
             return _string(value, loc)
@@ -294,16 +294,20 @@ def _scalar(spec: Field, value: Any, loc: Loc) -> Any:
     raise AssertionError(spec.type)
 
 
-def _list(spec: Field, value: Any, loc: Loc) -> list[Any]:
+def list_value(spec: Field, value: Any, loc: Loc) -> list[Any]:
     if not isinstance(value, list) or not value:
         raise _fail(loc, "expected a non-empty list")
     if len(value) > MAX_LIST:
         raise _fail(loc, f"lists have at most {MAX_LIST} values")
-    return [_scalar(spec, v, [*loc, i]) for i, v in enumerate(value)]
+    return [scalar_value(spec, v, [*loc, i]) for i, v in enumerate(value)]
 
 
-def _one_or_many(spec: Field, value: Any, loc: Loc) -> list[Any]:
-    return _list(spec, value, loc) if isinstance(value, list) else [_scalar(spec, value, loc)]
+def one_or_many(spec: Field, value: Any, loc: Loc) -> list[Any]:
+    return (
+        list_value(spec, value, loc)
+        if isinstance(value, list)
+        else [scalar_value(spec, value, loc)]
+    )
 
 
 def _array_literal(spec: Field, values: list[Any]) -> Any:
@@ -318,15 +322,15 @@ def _default_matches(spec: Field, op: str, value: Any, loc: Loc) -> bool:
     if op == "is_null":
         return True
     if op in ("in", "not_in"):
-        return (default in _list(spec, value, loc)) == (op == "in")
+        return (default in list_value(spec, value, loc)) == (op == "in")
     if op == "between":
         if not isinstance(value, list) or len(value) != 2:
             return True  # the main path reports the error
-        low, high = _scalar(spec, value[0], [*loc, 0]), _scalar(spec, value[1], [*loc, 1])
+        low, high = scalar_value(spec, value[0], [*loc, 0]), scalar_value(spec, value[1], [*loc, 1])
         return bool(low <= default <= high)
     if op not in ("eq", "ne", "gt", "gte", "lt", "lte"):
         return True
-    scalar = _scalar(spec, value, loc)
+    scalar = scalar_value(spec, value, loc)
     outcome: bool = {
         "eq": default == scalar,
         "ne": default != scalar,
@@ -368,18 +372,18 @@ def _apply(spec: Field, op: str, value: Any, ctx: QueryContext, loc: Loc) -> Any
         days = _integer(value, loc, 0, MAX_DAYS)
         return column >= ctx.now - timedelta(days=days)
     if op in ("in", "not_in"):
-        values = _list(spec, value, loc)
+        values = list_value(spec, value, loc)
         if op == "in":
             return column.in_(values)
         return or_(column.is_(None), column.not_in(values)) if nullable else column.not_in(values)
     if op == "between":
         if not isinstance(value, list) or len(value) != 2:
             raise _fail(loc, "between takes [low, high] (both inclusive)")
-        low, high = _scalar(spec, value[0], [*loc, 0]), _scalar(spec, value[1], [*loc, 1])
+        low, high = scalar_value(spec, value[0], [*loc, 0]), scalar_value(spec, value[1], [*loc, 1])
         if low > high:
             raise _fail(loc, "between needs low <= high")
         return column.between(low, high)
-    scalar = _scalar(spec, value, loc)
+    scalar = scalar_value(spec, value, loc)
     match op:
         case "eq":
             return column == scalar
@@ -405,7 +409,7 @@ def _apply_list(spec: Field, op: str, value: Any, column: Any, loc: Loc) -> Any:
 
     On product titles `contains` and `starts_with` match inside any one title instead."""
     if spec.type is FieldType.text_list and op in ("contains", "starts_with"):
-        word = _scalar(spec, value, loc)
+        word = scalar_value(spec, value, loc)
         element = func.unnest(column).table_valued("value").render_derived(name="t")
         test = (
             func.strpos(element.c.value, word) > 0
@@ -414,8 +418,8 @@ def _apply_list(spec: Field, op: str, value: Any, column: Any, loc: Loc) -> Any:
         )
         return exists(select(true()).select_from(element).where(test))
     if spec.type is FieldType.text_list and op == "eq":
-        return column.contains(_array_literal(spec, [_scalar(spec, value, loc)]))
-    values = _one_or_many(spec, value, loc) if op == "contains" else _list(spec, value, loc)
+        return column.contains(_array_literal(spec, [scalar_value(spec, value, loc)]))
+    values = one_or_many(spec, value, loc) if op == "contains" else list_value(spec, value, loc)
     literal_array = _array_literal(spec, values)
     match op:
         case "contains":

@@ -42,7 +42,8 @@ from app.services.segments.fields import (
 )
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-_NEVER = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC"))
+NEVER = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC"))
+"""Where a customer without orders sorts by order times."""
 _cc = CustomerContact.__table__.alias("cc")
 
 
@@ -50,8 +51,8 @@ _SORT_EXPR: dict[SortKey, Any] = {
     SortKey.total_spent_fen: func.coalesce(f.total_spent_fen, 0),
     SortKey.order_count: func.coalesce(f.order_count, 0),
     SortKey.avg_order_value_fen: func.coalesce(f.avg_order_value_fen, 0),
-    SortKey.last_order_at: func.coalesce(f.last_order_at, literal(_NEVER)),
-    SortKey.first_order_at: func.coalesce(f.first_order_at, literal(_NEVER)),
+    SortKey.last_order_at: func.coalesce(f.last_order_at, literal(NEVER)),
+    SortKey.first_order_at: func.coalesce(f.first_order_at, literal(NEVER)),
 }
 
 
@@ -187,6 +188,19 @@ def _cursor_key(sort: SortKey, raw: str) -> Any:
     return int(raw)
 
 
+def page_position(sort: SortKey, cursor: str) -> tuple[Any, uuid.UUID]:
+    """The sort key (None when sorting by id) and the id of the last member of the page before."""
+    if sort is SortKey.newest:
+        (raw_id,) = cursor_values(cursor, "id")
+        raw_key = None
+    else:
+        raw_key, raw_id = cursor_values(cursor, "key", "id")
+    try:
+        return (None if raw_key is None else _cursor_key(sort, raw_key)), uuid.UUID(raw_id)
+    except ValueError:
+        raise _bad_cursor() from None
+
+
 async def page_members(
     session: AsyncSession,
     condition: ColumnElement[bool],
@@ -201,11 +215,7 @@ async def page_members(
     if sort is SortKey.newest:
         order: list[Any] = [c.id.desc() if descending else c.id.asc()]
         if cursor:
-            (raw_id,) = cursor_values(cursor, "id")
-            try:
-                after = uuid.UUID(raw_id)
-            except ValueError:
-                raise _bad_cursor() from None
+            _, after = page_position(sort, cursor)
             query = query.where(c.id < after if descending else c.id > after)
         key_expr = None
     else:
@@ -213,11 +223,7 @@ async def page_members(
         query = query.add_columns(key_expr)
         order = [key_expr.desc(), c.id.desc()] if descending else [key_expr.asc(), c.id.asc()]
         if cursor:
-            raw_key, raw_id = cursor_values(cursor, "key", "id")
-            try:
-                position = tuple_(_cursor_key(sort, raw_key), uuid.UUID(raw_id))
-            except ValueError:
-                raise _bad_cursor() from None
+            position = tuple_(*page_position(sort, cursor))
             pair = tuple_(_SORT_EXPR[sort], c.id)
             query = query.where(pair < position if descending else pair > position)
     rows = (await session.execute(query.order_by(*order).limit(limit + 1))).all()

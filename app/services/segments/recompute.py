@@ -26,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.rollups import compact_rollups
+from app.services.segments.member_frames import compact_changes
 from app.services.segments.rules import Thresholds
 
 _WORK_MEM = text("SET LOCAL work_mem = '256MB'")
@@ -140,3 +141,4 @@ async def recompute_tenant(
     await recompute_scores(session, tenant_id, as_of, limits)
     await session.execute(_MARK, {"tenant_id": tenant_id, "as_of": as_of})
     await compact_rollups(session, tenant_id)
+    await compact_changes(session, tenant_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -20,9 +21,11 @@ from app.schemas.segments import MemberOut
 from app.schemas.segments import MemberSort as SortKey
 from app.services.auth import Principal
 from app.services.paging import check_if_match, cursor_id, encode_cursor
-from app.services.segments import query
+from app.services.segments import member_frames, query
 from app.services.segments.compiler import compile_filter
-from app.services.segments.fields import QueryContext
+from app.services.segments.fields import QueryContext, c
+from app.services.segments.frame_filter import frame_filter
+from app.services.segments.member_frames import MemberFrames
 from app.services.segments.rules import category_patterns
 
 
@@ -44,6 +47,39 @@ async def _compile(
     return compile_filter(tree, ctx, loc), ctx
 
 
+async def _count_and_page(
+    session: AsyncSession,
+    frames: MemberFrames | None,
+    tree: Any,
+    condition: ColumnElement[bool],
+    ctx: QueryContext,
+    sort: SortKey,
+    descending: bool,
+    limit: int,
+    cursor: str | None,
+) -> tuple[int, list[MemberOut], str | None]:
+    """The count and a page, from the tenant's in-memory frame when it is current and holds
+    every field the filter names (member_frames.py), else from SQL; the same answer either way."""
+    await query.prefer_custom_plans(session)
+    expression = frame_filter(tree, ctx) if frames is not None else None
+    frame = (
+        await frames.current(session, ctx.tenant_id) if frames and expression is not None else None
+    )
+    if frame is not None and expression is not None:
+        total, ids = await asyncio.to_thread(
+            member_frames.count_and_page, frame, expression, sort, descending, limit, cursor
+        )
+        if not ids:
+            return total, [], None
+        condition = c.id.in_(ids)
+    else:
+        total = await query.count_members(session, condition, ctx)
+    items, next_cursor = await query.page_members(
+        session, condition, ctx, sort, descending, limit, cursor
+    )
+    return total, items, next_cursor
+
+
 async def preview(
     session: AsyncSession,
     actor: Principal,
@@ -53,14 +89,13 @@ async def preview(
     cursor: str | None,
     sort: SortKey = SortKey.newest,
     descending: bool = True,
+    frames: MemberFrames | None = None,
 ) -> Preview:
     """How many customers match and the first page of them, without saving anything."""
     actor.require("segments:read")
     condition, ctx = await _compile(session, tree, actor.tenant_id, now, ("body", "filter"))
-    await query.prefer_custom_plans(session)
-    total = await query.count_members(session, condition, ctx)
-    items, next_cursor = await query.page_members(
-        session, condition, ctx, sort, descending, limit, cursor
+    total, items, next_cursor = await _count_and_page(
+        session, frames, tree, condition, ctx, sort, descending, limit, cursor
     )
     return Preview(total, items, next_cursor)
 
@@ -181,6 +216,7 @@ async def members(
     descending: bool,
     limit: int,
     cursor: str | None,
+    frames: MemberFrames | None = None,
 ) -> tuple[list[MemberOut], str | None]:
     """A page of the segment's members; the first page also records the segment's size."""
     actor.require("segments:read")
@@ -188,12 +224,12 @@ async def members(
     condition, ctx = await _compile(
         session, segment.filter, actor.tenant_id, now, ("segment", "filter")
     )
-    await query.prefer_custom_plans(session)
+    total, items, next_cursor = await _count_and_page(
+        session, frames, segment.filter, condition, ctx, sort, descending, limit, cursor
+    )
     if cursor is None:
-        await record_evaluation(
-            session, segment, await query.count_members(session, condition, ctx), now
-        )
-    return await query.page_members(session, condition, ctx, sort, descending, limit, cursor)
+        await record_evaluation(session, segment, total, now)
+    return items, next_cursor
 
 
 async def size_history(

@@ -1,0 +1,195 @@
+"""The filter language over a tenant's customer frame (member_frames.py): a polars expression.
+
+It answers exactly what compiler.py's SQL answers, NULL logic included: polars' `&` and `|` are
+three-valued like SQL's `AND` and `OR`, a comparison with a missing value is missing, and `not`
+is `IS NOT TRUE`. The frame holds each field with a default already coalesced (a customer no
+import has touched has 0 orders and is a prospect), as the SQL does whenever it matters. A tree
+that names anything the frame does not hold (orders, products, identities, loyalty, tickets)
+compiles to None and runs in SQL. The tree has already passed `compile_filter`, which reported
+any error in it with its path.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from app.services.segments.compiler import list_value, one_or_many, scalar_value
+from app.services.segments.fields import FIELDS, Field, FieldType, QueryContext
+
+_LISTS = (FieldType.string_list, FieldType.enum_list, FieldType.uuid_list)
+_DAY_US = 86_400_000_000
+
+# The fields a frame holds, each a column of that name (`days_since_last_order` is computed
+# from `last_order_at` at the request's `now`).
+FRAME_FIELDS = frozenset(
+    {
+        "display_name",
+        "gender",
+        "birthday",
+        "province",
+        "city",
+        "district",
+        "created_at",
+        "tags",
+        "order_count",
+        "total_spent_fen",
+        "avg_order_value_fen",
+        "refund_count",
+        "refund_fen",
+        "refund_rate",
+        "first_order_at",
+        "last_order_at",
+        "days_since_last_order",
+        "platforms",
+        "shops",
+        "categories",
+        "rfm_r",
+        "rfm_f",
+        "rfm_m",
+        "rfm_group",
+        "lifecycle_stage",
+        "lifecycle_since",
+    }
+)
+
+
+class _Unsupported(Exception):
+    """The tree names something the frame does not hold."""
+
+
+def frame_filter(tree: Any, ctx: QueryContext) -> pl.Expr | None:
+    """The condition as an expression over the frame (null counts as false), or None."""
+    try:
+        return _node(tree, ctx).fill_null(False)
+    except _Unsupported:
+        return None
+
+
+def _node(node: dict[str, Any], ctx: QueryContext) -> pl.Expr:
+    key = next(iter(node))
+    if len(node) == 1 and key in ("and", "or"):
+        parts = [_node(child, ctx) for child in node[key]]
+        combined = parts[0]
+        for part in parts[1:]:
+            combined = combined & part if key == "and" else combined | part
+        return combined
+    if len(node) == 1 and key == "not":
+        return ~_node(node["not"], ctx).fill_null(False)
+    if len(node) == 1 and key == "ordered":
+        raise _Unsupported
+    spec = FIELDS[node["field"]]
+    if spec.name not in FRAME_FIELDS:
+        raise _Unsupported
+    return _condition(spec, node["op"], node["value"], ctx)
+
+
+def _column(spec: Field, ctx: QueryContext) -> pl.Expr:
+    if spec.name == "days_since_last_order":
+        elapsed = pl.lit(_utc(ctx.now)) - pl.col("last_order_at")
+        return elapsed.dt.total_microseconds() // _DAY_US
+    return pl.col(spec.name)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _value(spec: Field, value: Any) -> Any:
+    """A parsed filter value as the frame holds it: times in UTC, ids as text."""
+    if isinstance(value, datetime):
+        return _utc(value)
+    if spec.type is FieldType.uuid_list:
+        return str(value)
+    return value
+
+
+def _lit(spec: Field, value: Any) -> pl.Expr:
+    if isinstance(value, datetime):
+        return pl.lit(value, dtype=pl.Datetime("us", "UTC"))
+    if isinstance(value, date):
+        return pl.lit(value, dtype=pl.Date)
+    return pl.lit(value)
+
+
+def _condition(spec: Field, op: str, raw: Any, ctx: QueryContext) -> pl.Expr:
+    column = _column(spec, ctx)
+    loc: list[str | int] = ["filter"]
+    if op == "is_null":
+        if spec.type in _LISTS:
+            empty = column.list.len().fill_null(0) == 0
+            return empty if raw else ~empty
+        return column.is_null() if raw else column.is_not_null()
+    if spec.type in _LISTS:
+        return _list_condition(spec, op, raw, column)
+    nullable = spec.default is None
+    if op == "within_days":
+        return column >= _lit(spec, _utc(ctx.now) - timedelta(days=int(raw)))
+    if op in ("in", "not_in"):
+        values = [_value(spec, v) for v in list_value(spec, raw, loc)]
+        inside = column.is_in(_set(values, _dtype(spec)))
+        if op == "in":
+            return inside
+        return column.is_null() | ~inside if nullable else ~inside
+    if op == "between":
+        low = _value(spec, scalar_value(spec, raw[0], loc))
+        high = _value(spec, scalar_value(spec, raw[1], loc))
+        return (column >= _lit(spec, low)) & (column <= _lit(spec, high))
+    value = _value(spec, scalar_value(spec, raw, loc))
+    match op:
+        case "eq":
+            return column == _lit(spec, value)
+        case "ne":
+            return column.ne_missing(_lit(spec, value)) if nullable else column != _lit(spec, value)
+        case "gt":
+            return column > _lit(spec, value)
+        case "gte":
+            return column >= _lit(spec, value)
+        case "lt":
+            return column < _lit(spec, value)
+        case "lte":
+            return column <= _lit(spec, value)
+        case "contains":
+            return column.str.contains(value, literal=True)
+        case "starts_with":
+            return column.str.starts_with(value)
+    raise AssertionError(op)
+
+
+def _dtype(spec: Field) -> pl.DataType:
+    match spec.type:
+        case FieldType.integer | FieldType.money:
+            return pl.Int64()
+        case FieldType.number:
+            return pl.Float64()
+        case FieldType.datetime:
+            return pl.Datetime("us", "UTC")
+        case FieldType.date:
+            return pl.Date()
+    return pl.String()
+
+
+def _set(values: list[Any], dtype: pl.DataType) -> pl.Expr:
+    return pl.lit(pl.Series(values, dtype=dtype)).implode()
+
+
+def _list_condition(spec: Field, op: str, raw: Any, column: pl.Expr) -> pl.Expr:
+    """Array fields: `contains` has every value, `in` has any, `not_in` has none (as `@>` and
+    `&&` in SQL: a customer without the array has neither)."""
+    loc: list[str | int] = ["filter"]
+    if op == "contains":
+        values = [_value(spec, v) for v in one_or_many(spec, raw, loc)]
+        result = column.list.contains(values[0])
+        for value in values[1:]:
+            result = result & column.list.contains(value)
+        return result
+    values = [_value(spec, v) for v in list_value(spec, raw, loc)]
+    # Missing for a missing array, like `&&`.
+    overlap = column.list.eval(pl.element().is_in(_set(values, pl.String()))).list.any()
+    if op == "in":
+        return overlap
+    if op == "not_in":
+        return ~overlap.fill_null(False)
+    raise AssertionError(op)

@@ -47,6 +47,7 @@ from app.services import analytics
 from app.services.auth import Principal, Role, create_tenant, issue_key
 from app.services.facts import refresh_customer_facts
 from app.services.segments import saved
+from app.services.segments.member_frames import MemberFrames
 from app.services.segments.recompute import recompute_scores
 from app.services.segments.rules import Thresholds
 from bench.common import bench_keys, fresh_database, serve, server_url
@@ -269,6 +270,17 @@ async def compare_sql(url: str, tenant_id: uuid.UUID, runs: int) -> dict[str, tu
     conn = await asyncpg.connect(url)
     await conn.execute("SET plan_cache_mode = force_custom_plan")
     results: dict[str, tuple[float, float]] = {}
+    frames = MemberFrames(url, settings.segment_frames_min_customers, 10_000_000)
+    start = time.perf_counter()
+    async with sessions() as session:
+        await frames.current(session, tenant_id)
+        await frames.wait_loaded()
+        frame = await frames.current(session, tenant_id)
+    if frame is not None:
+        print(
+            f"\ncustomer frame loaded in {time.perf_counter() - start:.1f} s: "
+            f"{frame.height:,} customers, {frame.estimated_size() / 2**20:,.0f} MiB"
+        )
     try:
         for name, (tree, body) in TYPICAL.items():
             count_sql = f"SELECT count(*) {body}"
@@ -288,7 +300,7 @@ async def compare_sql(url: str, tenant_id: uuid.UUID, runs: int) -> dict[str, tu
 
             async def ours(tree: dict[str, Any] = tree) -> None:
                 async with sessions() as session:
-                    await saved.preview(session, actor, tree, NOW, 50, None)
+                    await saved.preview(session, actor, tree, NOW, 50, None, frames=frames)
 
             for fn in (hand, ours):
                 for _ in range(3):
@@ -297,24 +309,44 @@ async def compare_sql(url: str, tenant_id: uuid.UUID, runs: int) -> dict[str, tu
             ours_ms = [await _timed(ours) for _ in range(runs)]
             results[name] = (statistics.median(hand_ms), statistics.median(ours_ms))
     finally:
+        await frames.close()
         await conn.close()
         await engine.dispose()
     return results
+
+
+async def _wait_for_frame(client: httpx.AsyncClient) -> float:
+    """Seconds until previews are counted from the server's in-memory frame (the first
+    preview starts loading it; until then they are answered in SQL)."""
+    start = time.perf_counter()
+    tree = {"field": "order_count", "op": "gte", "value": 0}
+    while time.perf_counter() - start < 600:
+        response = await client.post("/api/v1/segments/preview", json={"filter": tree})
+        response.raise_for_status()
+        if "memory" in response.headers.get("server-timing", ""):
+            break
+        await asyncio.sleep(0.5)
+    return time.perf_counter() - start
 
 
 async def over_http(base: str, key: str, runs: int) -> dict[str, list[float]]:
     headers = {"Authorization": f"Bearer {key}"}
     out: dict[str, list[float]] = {}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120) as client:
+        print(f"\nin-memory frame ready after {await _wait_for_frame(client):.1f} s")
         for name, (tree, _) in TYPICAL.items():
+            sources: set[str] = set()
 
-            async def preview(tree: dict[str, Any] = tree) -> None:
+            async def preview(tree: dict[str, Any] = tree, sources: set[str] = sources) -> None:
                 response = await client.post("/api/v1/segments/preview", json={"filter": tree})
                 response.raise_for_status()
+                sources.add(response.headers["server-timing"].split('"')[1])
 
             for _ in range(3):
                 await preview()
-            out[f"preview: {name}"] = [await _timed(preview) for _ in range(runs)]
+            out[f"preview: {name} ({'/'.join(sorted(sources))})"] = [
+                await _timed(preview) for _ in range(runs)
+            ]
     return out
 
 

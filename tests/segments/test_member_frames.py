@@ -61,7 +61,8 @@ async def test_every_filter_case_gives_the_same_answer_from_the_frame(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(runtime, "member_frames", frames)
-    await world.preview(cond("order_count", "gte", 0))  # answered in SQL; starts the load
+    first = await world.preview(cond("order_count", "gte", 0))  # SQL's; starts the load
+    assert first.headers["Server-Timing"] == 'count;desc="database"'
     await _loaded(frames, runtime, world.tenant.tenant_id)
     monkeypatch.setattr(query, "count_members", _no_sql_count)
     ctx = QueryContext(world.tenant.tenant_id, now)
@@ -71,6 +72,8 @@ async def test_every_filter_case_gives_the_same_answer_from_the_frame(
             continue  # orders, products, identities: SQL's (test_filters covers them)
         assert await world.matching(tree) == expected, name
         ran += 1
+    answered = await world.preview(cond("order_count", "gte", 0))
+    assert answered.headers["Server-Timing"] == 'count;desc="memory"'
     assert ran >= 60
 
 

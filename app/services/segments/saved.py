@@ -34,6 +34,8 @@ class Preview:
     count: int
     items: list[MemberOut]
     next_cursor: str | None
+    from_memory: bool
+    """Counted from the tenant's in-memory frame rather than in SQL (same answer)."""
 
 
 async def _compile(
@@ -57,7 +59,7 @@ async def _count_and_page(
     descending: bool,
     limit: int,
     cursor: str | None,
-) -> tuple[int, list[MemberOut], str | None]:
+) -> tuple[int, list[MemberOut], str | None, bool]:
     """The count and a page, from the tenant's in-memory frame when it is current and holds
     every field the filter names (member_frames.py), else from SQL; the same answer either way."""
     await query.prefer_custom_plans(session)
@@ -70,14 +72,14 @@ async def _count_and_page(
             member_frames.count_and_page, frame, expression, sort, descending, limit, cursor
         )
         if not ids:
-            return total, [], None
+            return total, [], None, True
         condition = c.id.in_(ids)
     else:
         total = await query.count_members(session, condition, ctx)
     items, next_cursor = await query.page_members(
         session, condition, ctx, sort, descending, limit, cursor
     )
-    return total, items, next_cursor
+    return total, items, next_cursor, frame is not None
 
 
 async def preview(
@@ -94,10 +96,10 @@ async def preview(
     """How many customers match and the first page of them, without saving anything."""
     actor.require("segments:read")
     condition, ctx = await _compile(session, tree, actor.tenant_id, now, ("body", "filter"))
-    total, items, next_cursor = await _count_and_page(
+    total, items, next_cursor, from_memory = await _count_and_page(
         session, frames, tree, condition, ctx, sort, descending, limit, cursor
     )
-    return Preview(total, items, next_cursor)
+    return Preview(total, items, next_cursor, from_memory)
 
 
 async def _load(session: AsyncSession, tenant_id: uuid.UUID, segment_id: uuid.UUID) -> Segment:
@@ -224,7 +226,7 @@ async def members(
     condition, ctx = await _compile(
         session, segment.filter, actor.tenant_id, now, ("segment", "filter")
     )
-    total, items, next_cursor = await _count_and_page(
+    total, items, next_cursor, _ = await _count_and_page(
         session, frames, segment.filter, condition, ctx, sort, descending, limit, cursor
     )
     if cursor is None:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     and_,
+    any_,
     exists,
     false,
     func,
@@ -42,6 +43,7 @@ MAX_DAYS = 36_600
 
 Loc = list[str | int]
 
+_UUIDS = ARRAY(UUID(as_uuid=True))
 _o = Order.__table__.alias("o")
 _i = OrderItem.__table__.alias("oi")
 
@@ -183,6 +185,8 @@ class FilterCompiler:
             where.append(
                 _o.c.paid_fen <= _integer(spec["max_amount_fen"], [*loc, "max_amount_fen"])
             )
+        if self.ctx.candidates is not None:
+            where.append(_o.c.customer_id == any_(literal(self.ctx.candidates, _UUIDS)))
         times = _integer(spec.get("min_times", 1), [*loc, "min_times"], 1, 10_000)
         if times == 1:
             return exists().where(_o.c.customer_id == c.id, *where)

@@ -7,6 +7,7 @@ counts as having no orders; one no recompute has scored yet has no scores row an
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -83,6 +84,9 @@ class QueryContext:
     now: datetime
     categories: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     """The tenant's category rules (match, pattern) by category; loaded when a filter names one."""
+    candidates: list[uuid.UUID] | None = None
+    """The only customers that can match, when the in-memory frame has narrowed them down: an
+    `ordered` condition then reads only their orders."""
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,22 @@ def frame_filter(tree: Any, ctx: QueryContext) -> pl.Expr | None:
         return None
 
 
+def frame_narrowing(tree: Any, ctx: QueryContext) -> pl.Expr | None:
+    """For an `and` of which the frame holds only some parts: those parts, which every match
+    passes (the rest, such as `ordered`, then need checking only for the customers they keep)."""
+    if not (isinstance(tree, dict) and len(tree) == 1 and isinstance(tree.get("and"), list)):
+        return None
+    parts = [
+        part for part in (frame_filter(child, ctx) for child in tree["and"]) if part is not None
+    ]
+    if not parts:
+        return None
+    narrowing = parts[0]
+    for part in parts[1:]:
+        narrowing = narrowing & part
+    return narrowing
+
+
 def _node(node: dict[str, Any], ctx: QueryContext) -> pl.Expr:
     key = next(iter(node))
     if len(node) == 1 and key in ("and", "or"):

@@ -17,21 +17,31 @@ import logging
 import tempfile
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import polars as pl
-from sqlalchemy import func, select, text
+from sqlalchemy import and_, any_, func, literal, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import CustomerChange
 from app.schemas.segments import MemberSort as SortKey
+from app.services.segments import query
+from app.services.segments.compiler import compile_filter
+from app.services.segments.fields import QueryContext, c
+from app.services.segments.frame_filter import frame_filter, frame_narrowing
 from app.services.segments.query import NEVER, page_position
 
 log = logging.getLogger(__name__)
 
+MAX_CANDIDATES = 20_000
+"""Most customers a partly held filter may leave for the SQL to check (as an id array)."""
+_UUIDS = ARRAY(PgUUID(as_uuid=True))
 _SIGN = 2**63
 _LOW = 2**64 - 1
 
@@ -161,6 +171,50 @@ class MemberFrames:
             task.add_done_callback(lambda _: self._loading.pop(tenant_id, None))
         return None
 
+    async def answer(
+        self,
+        session: AsyncSession,
+        tree: Any,
+        ctx: QueryContext,
+        sort: SortKey,
+        descending: bool,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[int, list[uuid.UUID]] | None:
+        """The count and the next page's ids (`limit + 1`, in page order) from the tenant's
+        current frame, or None when the SQL must answer.
+
+        A filter the frame holds entirely is answered from it. An `and` it holds in part (an
+        `ordered` condition beside profile ones) is narrowed by the frame to at most
+        `MAX_CANDIDATES` customers, whom the SQL then checks for the rest."""
+        whole = frame_filter(tree, ctx)
+        narrowing = frame_narrowing(tree, ctx) if whole is None else None
+        if whole is None and narrowing is None:
+            return None
+        frame = await self.current(session, ctx.tenant_id)
+        if frame is None:
+            return None
+        if whole is not None:
+            return await asyncio.to_thread(
+                count_and_page, frame, whole, sort, descending, limit, cursor
+            )
+        assert narrowing is not None
+        kept = await asyncio.to_thread(_ids, frame.lazy().filter(narrowing))
+        if len(kept) > MAX_CANDIDATES:
+            return None
+        narrowed = replace(ctx, candidates=kept)
+        condition = and_(compile_filter(tree, narrowed), c.id == any_(literal(kept, _UUIDS)))
+        matched = await query.matching_ids(session, condition, ctx)
+        halves = pl.DataFrame(
+            [id_halves(customer_id) for customer_id in matched],
+            schema={"id_hi": pl.Int64(), "id_lo": pl.Int64()},
+            orient="row",
+        )
+        members = frame.join(halves, on=["id_hi", "id_lo"], how="semi").sort("id_hi", "id_lo")
+        return await asyncio.to_thread(
+            count_and_page, members, pl.lit(True), sort, descending, limit, cursor
+        )
+
     async def wait_loaded(self) -> None:
         """Until the loads under way have finished (tests and benchmarks)."""
         while self._loading:
@@ -203,6 +257,10 @@ class MemberFrames:
         while sum(f.data.height for f in self._frames.values()) > self.max_customers:
             self._frames.popitem(last=False)
         log.info("customer frame of tenant %s loaded: %d customers", tenant_id, data.height)
+
+
+def _ids(matches: pl.LazyFrame) -> list[uuid.UUID]:
+    return [_uuid(h, lo) for h, lo in matches.select("id_hi", "id_lo").collect().iter_rows()]
 
 
 def _after(sort: SortKey, descending: bool, cursor: str) -> pl.Expr:
@@ -255,7 +313,7 @@ def count_and_page(
         page = matched.top_k(limit + 1, by=by).sort(by, descending=True)
     else:
         page = matched.bottom_k(limit + 1, by=by).sort(by)
-    return total, [_uuid(h, lo) for h, lo in page.select("id_hi", "id_lo").iter_rows()]
+    return total, _ids(page.lazy())
 
 
 _COMPACT = text(

@@ -159,6 +159,18 @@ async def count_members(
     return await count_joined(session, condition, ctx)
 
 
+async def matching_ids(
+    session: AsyncSession, condition: ColumnElement[bool], ctx: QueryContext
+) -> list[uuid.UUID]:
+    """Every matching customer's id (for a condition already narrowed to a few thousand)."""
+    query = (
+        select(c.id)
+        .select_from(_FROM)
+        .where(c.tenant_id == ctx.tenant_id, c.merged_into_id.is_(None), condition)
+    )
+    return list(await session.scalars(query))
+
+
 async def count_joined(
     session: AsyncSession, condition: ColumnElement[bool], ctx: QueryContext
 ) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -21,10 +20,9 @@ from app.schemas.segments import MemberOut
 from app.schemas.segments import MemberSort as SortKey
 from app.services.auth import Principal
 from app.services.paging import check_if_match, cursor_id, encode_cursor
-from app.services.segments import member_frames, query
+from app.services.segments import query
 from app.services.segments.compiler import compile_filter
 from app.services.segments.fields import QueryContext, c
-from app.services.segments.frame_filter import frame_filter
 from app.services.segments.member_frames import MemberFrames
 from app.services.segments.rules import category_patterns
 
@@ -61,16 +59,14 @@ async def _count_and_page(
     cursor: str | None,
 ) -> tuple[int, list[MemberOut], str | None, bool]:
     """The count and a page, from the tenant's in-memory frame when it is current and holds
-    every field the filter names (member_frames.py), else from SQL; the same answer either way."""
+    the filter's fields or narrows it down (member_frames.py), else from SQL; the same answer
+    either way."""
     await query.prefer_custom_plans(session)
-    expression = frame_filter(tree, ctx) if frames is not None else None
-    frame = (
-        await frames.current(session, ctx.tenant_id) if frames and expression is not None else None
-    )
-    if frame is not None and expression is not None:
-        total, ids = await asyncio.to_thread(
-            member_frames.count_and_page, frame, expression, sort, descending, limit, cursor
-        )
+    answer = None
+    if frames is not None:
+        answer = await frames.answer(session, tree, ctx, sort, descending, limit, cursor)
+    if answer is not None:
+        total, ids = answer
         if not ids:
             return total, [], None, True
         condition = c.id.in_(ids)
@@ -79,7 +75,7 @@ async def _count_and_page(
     items, next_cursor = await query.page_members(
         session, condition, ctx, sort, descending, limit, cursor
     )
-    return total, items, next_cursor, frame is not None
+    return total, items, next_cursor, answer is not None
 
 
 async def preview(

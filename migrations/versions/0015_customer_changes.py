@@ -1,11 +1,12 @@
 """customer changes: a count of the statements that wrote a tenant's customers, facts or scores
 
-The API process keeps a tenant's customers as columns in memory for segment previews
-(app/services/segments/member_frames.py); it may answer from them only while nothing they hold
-has changed. A statement-level trigger on `customers`, `customer_facts` and `customer_scores`
-appends one row per tenant a statement touched. Appending never waits on another writer, and a
-transaction's rows become visible when it commits, so the sum of a tenant's `statements` grows
-with every committed change: a frame loaded in a snapshot where the sum was N is current while
+The API process keeps a tenant's customers and buying orders as columns in memory for segment
+previews (app/services/segments/member_frames.py); it may answer from them only while nothing
+they hold has changed. A statement-level trigger on `customers`, `customer_facts`,
+`customer_scores` and `product_category_rules` appends one row per tenant a statement touched;
+the customer facts refresh that follows every write to orders appends one too. Appending never
+waits on another writer, and a transaction's rows become visible when it commits, so the sum of
+a tenant's `statements` grows with every committed change: a frame loaded in a snapshot where the sum was N is current while
 the sum is still N. Compaction folds a tenant's rows into one with the same sum.
 
 Revision ID: 0015
@@ -32,7 +33,8 @@ END
 $$
 """
 
-TABLES = ("customers", "customer_facts", "customer_scores")
+# Category rules decide which orders an `ordered` category condition counts.
+TABLES = ("customers", "customer_facts", "customer_scores", "product_category_rules")
 EVENTS = (("insert", "NEW"), ("update", "NEW"), ("delete", "OLD"))
 
 

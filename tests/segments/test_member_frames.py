@@ -65,14 +65,20 @@ async def test_every_filter_case_gives_the_same_answer_from_the_frame(
     assert first.headers["Server-Timing"] == 'count;desc="database"'
     await _loaded(frames, runtime, world.tenant.tenant_id)
     monkeypatch.setattr(query, "count_members", _no_sql_count)
-    ctx = QueryContext(world.tenant.tenant_id, now)
-    ran = 0
+    async with runtime.read_sessions() as session:
+        ctx = QueryContext(world.tenant.tenant_id, now)
+        frame = await frames.current(session, world.tenant.tenant_id)
+    assert frame is not None
+    ran = whole = 0
     for name, tree, expected in CASES:
-        if frame_filter(tree, ctx) is None:
-            # Orders, products, identities: the frame only narrows an `and` down for the SQL.
+        if frame_filter(tree, ctx, frame) is None:
+            # Products, identities: the frame only narrows an `and` down for the SQL.
             tree = {"and": [cond("order_count", "gte", 0), tree]}
+        else:
+            whole += 1
         assert await world.matching(tree) == expected, name
         ran += 1
+    assert whole >= 70  # every ordered case without item keys among them
     answered = await world.preview(cond("order_count", "gte", 0))
     assert answered.headers["Server-Timing"] == 'count;desc="memory"'
     assert ran == len(CASES)
@@ -90,10 +96,17 @@ async def crowd(
     client: Any, runtime: Runtime, test_clock: TestClock
 ) -> tuple[TenantCtx, dict[str, Any]]:
     """45 customers with random places, tags, birthdays and 0-4 orders over two years on two
-    platforms (some refunded), scored at NOW."""
+    platforms (some refunded) of products in two categories, scored at NOW."""
     rng = random.Random(7)
     test_clock.set(NOW)
     tenant = await TenantFactory(client, runtime).create()
+    for rule in (
+        {"category": "茶", "match": "code_prefix", "pattern": "TEA"},
+        {"category": "饮品", "match": "code_prefix", "pattern": "COF"},
+        {"category": "饮品", "match": "title_keyword", "pattern": "奶茶"},
+    ):
+        created = await tenant.request("POST", "/api/v1/segments/category-rules", json=rule)
+        assert created.status_code == 201, created.text
     shops = [await tenant.shop("tmall"), await tenant.shop("pinduoduo")]
     for n in range(45):
         province = rng.choice(PROVINCES)
@@ -119,7 +132,7 @@ async def crowd(
                 rng.choice(shops),
                 NOW - timedelta(days=rng.randint(0, 700), minutes=rng.randint(0, 1440)),
                 paid,
-                [(rng.choice(["TEA-1", "COF-2", "X-3"]), "商品")],
+                [(rng.choice(["TEA-1", "COF-2", "X-3"]), rng.choice(["商品", "珍珠奶茶"]))],
                 status=rng.choice(["completed", "completed", "shipped", "refunded"]),
                 refund_fen=rng.choice([0, 0, paid // 2]),
             )
@@ -165,10 +178,16 @@ def _random_condition(rng: random.Random, shops: list[str]) -> dict[str, Any]:
     return rng.choice(choices)  # type: ignore[no-any-return]
 
 
-def _random_ordered(rng: random.Random, shops: list[str]) -> dict[str, Any]:
+def _random_ordered(rng: random.Random, shops: list[str], items: bool) -> dict[str, Any]:
+    """An `ordered` condition; with `items`, maybe one on item lines (not held by the frame)."""
     spec: dict[str, Any] = {"min_times": rng.randint(1, 2)}
+    if items and rng.random() < 0.4:
+        spec["product_prefix"] = rng.choice(["TEA", "COF"])
     for key, value in (
-        ("product_prefix", rng.choice(["TEA", "COF"])),
+        ("category", rng.choice(["茶", "饮品", "没有规则"])),
+        ("since", (NOW - timedelta(days=rng.randint(0, 700))).isoformat()),
+        ("until", (NOW - timedelta(days=rng.randint(0, 700))).isoformat()),
+        ("max_amount_fen", rng.randint(100, 90000)),
         ("platform", rng.choice(["tmall", "pinduoduo"])),
         ("shop_id", rng.choice(shops)),
         ("within_days", rng.randint(30, 700)),
@@ -224,8 +243,10 @@ async def test_random_filters_sorts_and_pages_match_sql(
     matched = 0
     for attempt in range(120):
         tree = _random_tree(rng, data["shops"])
-        if rng.random() < 0.3:  # checked in SQL among the customers the frame keeps
-            tree = {"and": [tree, _random_ordered(rng, data["shops"])]}
+        if rng.random() < 0.4:  # with item keys, checked in SQL among the frame's candidates
+            tree = {"and": [tree, _random_ordered(rng, data["shops"], items=True)]}
+        elif rng.random() < 0.2:
+            tree = {"or": [tree, {"not": _random_ordered(rng, data["shops"], items=False)}]}
         sort = rng.choice(list(MemberSort))
         descending = rng.random() < 0.5
         monkeypatch.setattr(query, "count_members", sql_count)
@@ -247,7 +268,7 @@ async def test_a_filter_the_frame_narrows_too_little_is_answered_in_sql(
     tenant, _ = crowd
     actor = Principal(tenant.tenant_id, uuid.uuid4(), Role.analyst, "test")
     await _loaded(frames, runtime, tenant.tenant_id)
-    tree = {"and": [cond("order_count", "gte", 1), {"ordered": {"platform": "tmall"}}]}
+    tree = {"and": [cond("order_count", "gte", 1), {"ordered": {"product_prefix": "TEA"}}]}
 
     async def preview() -> saved.Preview:
         async with runtime.read_sessions() as session:
@@ -278,6 +299,12 @@ async def test_a_committed_change_is_never_answered_from_the_stale_frame(
         async with runtime.read_sessions() as session:
             return (await saved.preview(session, actor, tagged, NOW, 5, None, frames=frames)).count
 
+    async def answer(tree: Any) -> tuple[int, bool]:
+        """The count with the frames, and whether the frame gave it."""
+        async with runtime.read_sessions() as session:
+            result = await saved.preview(session, actor, tree, NOW, 5, None, frames=frames)
+        return result.count, result.from_memory
+
     assert await count() == 0
     async with runtime.sessions() as writer:
         await writer.execute(
@@ -302,6 +329,39 @@ async def test_a_committed_change_is_never_answered_from_the_stale_frame(
     async with runtime.read_sessions() as session:
         assert await frames.current(session, tenant.tenant_id) is not None
     assert await count() == 1
+    # An order (with its customer's facts refreshed, as every order write does) and a
+    # category rule make the frame stale too.
+    await frames.wait_loaded()
+    bought = {"ordered": {"category": "茶", "min_amount_fen": 99_999_999}}
+    assert await answer(bought) == (0, True)
+    customer = (await tenant.request("GET", "/api/v1/customers", params={"limit": 1})).json()
+    shop = (await tenant.request("GET", "/api/v1/shops")).json()["items"][0]
+    await add_order(
+        runtime,
+        tenant.tenant_id,
+        customer["items"][0]["id"],
+        shop,
+        NOW,
+        99_999_999,
+        [("TEA-9", "大红袍")],
+    )
+    assert await answer(bought) == (1, False)
+    await frames.wait_loaded()
+    assert await answer(bought) == (1, True)
+    coffee = {"ordered": {"category": "咖啡"}}
+    assert await answer(coffee) == (0, True)
+    rule = {"category": "咖啡", "match": "code_prefix", "pattern": "COF"}
+    created = await tenant.request("POST", "/api/v1/segments/category-rules", json=rule)
+    assert created.status_code == 201
+    coffee_buyers, from_memory = await answer(coffee)
+    assert coffee_buyers > 0
+    assert not from_memory
+    await frames.wait_loaded()
+    assert await answer(coffee) == (coffee_buyers, True)
+    deleted = await tenant.request(
+        "DELETE", f"/api/v1/segments/category-rules/{created.json()['id']}"
+    )
+    assert deleted.status_code == 204
     async with runtime.sessions() as writer:  # put the crowd back as it was
         await writer.execute(
             text(

@@ -5,12 +5,16 @@ three-valued like SQL's `AND` and `OR`, a comparison with a missing value is mis
 is `IS NOT TRUE`. The frame holds each field with a default already coalesced (a customer no
 import has touched has 0 orders and is a prospect), as the SQL does whenever it matters. A tree
 that names anything the frame does not hold (orders, products, identities, loyalty, tickets)
-compiles to None and runs in SQL. The tree has already passed `compile_filter`, which reported
-any error in it with its path.
+compiles to None and runs in SQL. An `ordered` condition is counted over the frame's buying
+orders, whose item lines' categories are a bit mask computed when the frame was loaded with the
+tenant's rules of that moment (a rule change makes the frame stale). The tree has already passed
+`compile_filter`, which reported any error in it with its path.
 """
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -20,6 +24,7 @@ from app.services.segments.compiler import list_value, one_or_many, scalar_value
 from app.services.segments.fields import FIELDS, Field, FieldType, QueryContext
 
 _LISTS = (FieldType.string_list, FieldType.enum_list, FieldType.uuid_list)
+_TIME = pl.Datetime("us", "UTC")
 _DAY_US = 86_400_000_000
 
 # The fields a frame holds, each a column of that name (`days_since_last_order` is computed
@@ -56,26 +61,39 @@ FRAME_FIELDS = frozenset(
 )
 
 
+# Order conditions the frame's orders cannot answer (item lines are not held one by one).
+_ITEM_KEYS = ("product", "product_prefix", "title_contains")
+
+
+@dataclass(frozen=True)
+class Frame:
+    customers: pl.DataFrame
+    """Live customers in id order, a column per field of FRAME_FIELDS plus `id_hi`, `id_lo`."""
+    orders: pl.DataFrame
+    """Buying orders (paid, not pending payment): `row` (their customer's position in
+    `customers`), `paid_at`, `paid_fen`, `platform`, `shop_id`, `categories` (a bit mask)."""
+    categories: dict[str, int] | None
+    """Each of the tenant's categories' bit in the mask; None when there are too many."""
+
+
 class _Unsupported(Exception):
     """The tree names something the frame does not hold."""
 
 
-def frame_filter(tree: Any, ctx: QueryContext) -> pl.Expr | None:
-    """The condition as an expression over the frame (null counts as false), or None."""
+def frame_filter(tree: Any, ctx: QueryContext, frame: Frame) -> pl.Expr | None:
+    """The condition as an expression over `frame.customers` (null counts as false), or None."""
     try:
-        return _node(tree, ctx).fill_null(False)
+        return _node(tree, ctx, frame).fill_null(False)
     except _Unsupported:
         return None
 
 
-def frame_narrowing(tree: Any, ctx: QueryContext) -> pl.Expr | None:
+def frame_narrowing(tree: Any, ctx: QueryContext, frame: Frame) -> pl.Expr | None:
     """For an `and` of which the frame holds only some parts: those parts, which every match
     passes (the rest, such as `ordered`, then need checking only for the customers they keep)."""
     if not (isinstance(tree, dict) and len(tree) == 1 and isinstance(tree.get("and"), list)):
         return None
-    parts = [
-        part for part in (frame_filter(child, ctx) for child in tree["and"]) if part is not None
-    ]
+    parts = [p for p in (frame_filter(child, ctx, frame) for child in tree["and"]) if p is not None]
     if not parts:
         return None
     narrowing = parts[0]
@@ -84,22 +102,62 @@ def frame_narrowing(tree: Any, ctx: QueryContext) -> pl.Expr | None:
     return narrowing
 
 
-def _node(node: dict[str, Any], ctx: QueryContext) -> pl.Expr:
+def _node(node: dict[str, Any], ctx: QueryContext, frame: Frame) -> pl.Expr:
     key = next(iter(node))
     if len(node) == 1 and key in ("and", "or"):
-        parts = [_node(child, ctx) for child in node[key]]
+        parts = [_node(child, ctx, frame) for child in node[key]]
         combined = parts[0]
         for part in parts[1:]:
             combined = combined & part if key == "and" else combined | part
         return combined
     if len(node) == 1 and key == "not":
-        return ~_node(node["not"], ctx).fill_null(False)
+        return ~_node(node["not"], ctx, frame).fill_null(False)
     if len(node) == 1 and key == "ordered":
-        raise _Unsupported
+        return _ordered(node["ordered"], ctx, frame)
     spec = FIELDS[node["field"]]
     if spec.name not in FRAME_FIELDS:
         raise _Unsupported
     return _condition(spec, node["op"], node["value"], ctx)
+
+
+def _ordered(spec: dict[str, Any], ctx: QueryContext, frame: Frame) -> pl.Expr:
+    """Customers with at least `min_times` buying orders passing every test, as compiler.py's
+    `ordered` (a flag per customer row, computed here over the orders)."""
+    if any(key in spec for key in _ITEM_KEYS):
+        raise _Unsupported
+    tests: list[pl.Expr] = []
+    if "category" in spec:
+        if frame.categories is None:
+            raise _Unsupported
+        bit = frame.categories.get(spec["category"])
+        # A category without rules has no item lines, as in SQL.
+        tests.append(pl.lit(False) if bit is None else (pl.col("categories") & (1 << bit)) != 0)
+    if "shop_id" in spec:
+        tests.append(pl.col("shop_id") == str(uuid.UUID(spec["shop_id"])))
+    if "platform" in spec:
+        tests.append(pl.col("platform") == spec["platform"])
+    if "within_days" in spec:
+        since = _utc(ctx.now) - timedelta(days=int(spec["within_days"]))
+        tests.append(pl.col("paid_at") >= pl.lit(since, dtype=_TIME))
+    if "since" in spec:
+        tests.append(pl.col("paid_at") >= pl.lit(_utc(_parsed(spec["since"])), dtype=_TIME))
+    if "until" in spec:
+        tests.append(pl.col("paid_at") < pl.lit(_utc(_parsed(spec["until"])), dtype=_TIME))
+    if "min_amount_fen" in spec:
+        tests.append(pl.col("paid_fen") >= int(spec["min_amount_fen"]))
+    if "max_amount_fen" in spec:
+        tests.append(pl.col("paid_fen") <= int(spec["max_amount_fen"]))
+    times = int(spec.get("min_times", 1))
+    orders = frame.orders.lazy()
+    for test in tests:
+        orders = orders.filter(test)
+    counted = orders.group_by("row").len().filter(pl.col("len") >= times).collect()["row"]
+    flags = pl.repeat(False, frame.customers.height, eager=True).scatter(counted, True)
+    return pl.lit(flags)
+
+
+def _parsed(value: str) -> datetime:
+    return datetime.fromisoformat(value)
 
 
 def _column(spec: Field, ctx: QueryContext) -> pl.Expr:

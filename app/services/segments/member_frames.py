@@ -34,7 +34,7 @@ from app.schemas.segments import MemberSort as SortKey
 from app.services.segments import query
 from app.services.segments.compiler import compile_filter
 from app.services.segments.fields import QueryContext, c
-from app.services.segments.frame_filter import frame_filter, frame_narrowing
+from app.services.segments.frame_filter import Frame, frame_filter, frame_narrowing
 from app.services.segments.query import NEVER, page_position
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,11 @@ def _json(column: str) -> str:
 # Each frame column: its SQL over customers c, facts f and scores s, and how it is read. A
 # field with a default (facts, stage) is read with it, as the SQL compares it where it matters.
 _INT, _TIME, _TEXT, _LIST = pl.Int64(), pl.Datetime("us", "UTC"), pl.String(), pl.List(pl.String)
+_HALVES = (
+    "('x' || left(h, 16))::bit(64)::bigint # (-9223372036854775807 - 1) AS id_hi, "
+    "('x' || right(h, 16))::bit(64)::bigint # (-9223372036854775807 - 1) AS id_lo"
+)
 _COLUMNS: list[tuple[str, str, pl.DataType]] = [
-    ("id_hi", "('x' || left(h, 16))::bit(64)::bigint # (-9223372036854775807 - 1)", _INT),
-    ("id_lo", "('x' || right(h, 16))::bit(64)::bigint # (-9223372036854775807 - 1)", _INT),
     ("display_name", "c.display_name", _TEXT),
     ("gender", "c.gender::text", _TEXT),
     ("birthday", "c.birthday - DATE '1970-01-01'", pl.Date()),
@@ -87,13 +89,59 @@ _COLUMNS: list[tuple[str, str, pl.DataType]] = [
     ("lifecycle_since", _epoch_us("s.lifecycle_since"), _TIME),
 ]
 _LOAD = f"""
-SELECT {", ".join(f"{sql} AS {name}" for name, sql, _ in _COLUMNS)}
+SELECT {_HALVES}, {", ".join(f"{sql} AS {name}" for name, sql, _ in _COLUMNS)}
 FROM (SELECT c.*, replace(c.id::text, '-', '') AS h FROM customers c
       WHERE c.tenant_id = $1 AND c.merged_into_id IS NULL) c
 LEFT JOIN customer_facts f ON f.tenant_id = c.tenant_id AND f.customer_id = c.id
 LEFT JOIN customer_scores s ON s.tenant_id = c.tenant_id AND s.customer_id = c.id
 ORDER BY c.id
 """
+_RULES = (
+    "SELECT category, match, pattern FROM product_category_rules WHERE tenant_id = $1 "
+    "ORDER BY category, id"
+)
+_CATEGORY_BITS = 63
+
+
+def _rule_test(match: str, parameter: int) -> str:
+    """An item line matching a category rule, as compiler.py's `_in_category` tests it."""
+    if match == "code_prefix":
+        return f"starts_with(i.merchant_code, ${parameter})"
+    return f"strpos(i.title, ${parameter}) > 0"
+
+
+def _orders_query(rules: list[tuple[str, str, str]], bits: dict[str, int]) -> str:
+    """Buying orders of live customers (the `ordered` condition's), each with the bit mask of
+    the categories its item lines fall in; rule patterns are parameters $2, $3, ..."""
+    tests = [
+        f"CASE WHEN {_rule_test(match, n)} THEN {1 << bits[category]}::bigint ELSE 0 END"
+        for n, (category, match, _) in enumerate(rules, 2)
+    ]
+    masks = (
+        f"LEFT JOIN (SELECT i.order_id, bit_or({' | '.join(tests)}) AS mask FROM order_items i "
+        "WHERE i.tenant_id = $1 GROUP BY i.order_id) m ON m.order_id = o.id"
+        if tests
+        else ""
+    )
+    return f"""
+SELECT {_HALVES}, {_epoch_us("o.paid_at")} AS paid_at, o.paid_fen, o.platform::text AS platform,
+       o.shop_id::text AS shop_id, {"coalesce(m.mask, 0)" if tests else "0"} AS categories
+FROM (SELECT o.*, replace(o.customer_id::text, '-', '') AS h FROM orders o
+      WHERE o.tenant_id = $1 AND o.customer_id IS NOT NULL AND o.paid_at IS NOT NULL
+        AND o.status <> 'pending_payment') o
+{masks}
+"""
+
+
+_ORDER_SCHEMA = {
+    "id_hi": pl.Int64(),
+    "id_lo": pl.Int64(),
+    "paid_at": pl.Int64(),
+    "paid_fen": pl.Int64(),
+    "platform": pl.Categorical(),
+    "shop_id": pl.Categorical(),
+    "categories": pl.Int64(),
+}
 _CHANGES = "SELECT coalesce(sum(statements), 0) FROM customer_changes WHERE tenant_id = $1"
 _SIZE = "SELECT coalesce(sum(customers), 0) FROM customer_rollups WHERE tenant_id = $1"
 
@@ -107,15 +155,16 @@ _SORT_KEYS: dict[SortKey, pl.Expr] = {
 }
 
 
-def _read(path: Path) -> pl.DataFrame:
+def _read(customers: Path, orders: Path, categories: dict[str, int] | None) -> Frame:
     raw = pl.read_csv(
-        path,
-        schema={
+        customers,
+        schema={"id_hi": _INT, "id_lo": _INT}
+        | {
             name: pl.Int32() if dtype == pl.Date() else _TEXT if dtype in (_LIST, _TIME) else dtype
             for name, _, dtype in _COLUMNS
         },
     )
-    return raw.with_columns(
+    people = raw.with_columns(
         pl.col(name).str.json_decode(_LIST)
         if dtype == _LIST
         else pl.col(name).str.to_integer().cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
@@ -124,6 +173,15 @@ def _read(path: Path) -> pl.DataFrame:
         for name, _, dtype in _COLUMNS
         if dtype in (_LIST, _TIME, pl.Date())
     )
+    rows = people.select("id_hi", "id_lo").with_row_index("row")
+    bought = (
+        pl.read_csv(orders, schema=_ORDER_SCHEMA)
+        .with_columns(pl.col("paid_at").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
+        .join(rows, on=["id_hi", "id_lo"], how="inner")
+        .drop("id_hi", "id_lo")
+        .sort("row")
+    )
+    return Frame(people, bought, categories)
 
 
 def id_halves(customer_id: uuid.UUID) -> tuple[int, int]:
@@ -137,9 +195,9 @@ def _uuid(high: int, low: int) -> uuid.UUID:
 
 
 @dataclass
-class _Frame:
+class _Loaded:
     changes: int
-    data: pl.DataFrame
+    frame: Frame
 
 
 class MemberFrames:
@@ -147,11 +205,11 @@ class MemberFrames:
         self._url = database_url
         self.min_customers = min_customers
         self.max_customers = max_customers
-        self._frames: OrderedDict[uuid.UUID, _Frame] = OrderedDict()
+        self._frames: OrderedDict[uuid.UUID, _Loaded] = OrderedDict()
         self._small: dict[uuid.UUID, int] = {}  # tenant -> change count when found too small
         self._loading: dict[uuid.UUID, asyncio.Task[None]] = {}
 
-    async def current(self, session: AsyncSession, tenant_id: uuid.UUID) -> pl.DataFrame | None:
+    async def current(self, session: AsyncSession, tenant_id: uuid.UUID) -> Frame | None:
         """The tenant's frame if nothing in it has changed since it was loaded; otherwise None,
         and a load starts in the background (unless the tenant is small)."""
         if self.max_customers <= 0:
@@ -161,10 +219,10 @@ class MemberFrames:
                 CustomerChange.tenant_id == tenant_id
             )
         )
-        frame = self._frames.get(tenant_id)
-        if frame is not None and frame.changes == changes:
+        loaded = self._frames.get(tenant_id)
+        if loaded is not None and loaded.changes == changes:
             self._frames.move_to_end(tenant_id)
-            return frame.data
+            return loaded.frame
         if self._small.get(tenant_id) != changes and tenant_id not in self._loading:
             task = asyncio.create_task(self._load(tenant_id))
             self._loading[tenant_id] = task
@@ -187,20 +245,14 @@ class MemberFrames:
         A filter the frame holds entirely is answered from it. An `and` it holds in part (an
         `ordered` condition beside profile ones) is narrowed by the frame to at most
         `MAX_CANDIDATES` customers, whom the SQL then checks for the rest."""
-        whole = frame_filter(tree, ctx)
-        narrowing = frame_narrowing(tree, ctx) if whole is None else None
-        if whole is None and narrowing is None:
-            return None
         frame = await self.current(session, ctx.tenant_id)
         if frame is None:
             return None
+        whole = await asyncio.to_thread(_whole, frame, tree, ctx, sort, descending, limit, cursor)
         if whole is not None:
-            return await asyncio.to_thread(
-                count_and_page, frame, whole, sort, descending, limit, cursor
-            )
-        assert narrowing is not None
-        kept = await asyncio.to_thread(_ids, frame.lazy().filter(narrowing))
-        if len(kept) > MAX_CANDIDATES:
+            return whole
+        kept = await asyncio.to_thread(_narrowed, frame, tree, ctx)
+        if kept is None or len(kept) > MAX_CANDIDATES:
             return None
         narrowed = replace(ctx, candidates=kept)
         condition = and_(compile_filter(tree, narrowed), c.id == any_(literal(kept, _UUIDS)))
@@ -210,7 +262,9 @@ class MemberFrames:
             schema={"id_hi": pl.Int64(), "id_lo": pl.Int64()},
             orient="row",
         )
-        members = frame.join(halves, on=["id_hi", "id_lo"], how="semi").sort("id_hi", "id_lo")
+        members = frame.customers.join(halves, on=["id_hi", "id_lo"], how="semi").sort(
+            "id_hi", "id_lo"
+        )
         return await asyncio.to_thread(
             count_and_page, members, pl.lit(True), sort, descending, limit, cursor
         )
@@ -238,7 +292,7 @@ class MemberFrames:
         conn = await asyncpg.connect(self._url)
         try:
             with tempfile.TemporaryDirectory(prefix="kezhan-frame-") as folder:
-                path = Path(folder) / "customers.csv"
+                customers, orders = Path(folder) / "customers.csv", Path(folder) / "orders.csv"
                 async with conn.transaction(isolation="repeatable_read", readonly=True):
                     changes = int(await conn.fetchval(_CHANGES, tenant_id))
                     size = int(await conn.fetchval(_SIZE, tenant_id))
@@ -247,16 +301,55 @@ class MemberFrames:
                         self._frames.pop(tenant_id, None)
                         return
                     await conn.copy_from_query(
-                        _LOAD, tenant_id, output=path, format="csv", header=True
+                        _LOAD, tenant_id, output=customers, format="csv", header=True
                     )
-                data = await asyncio.to_thread(_read, path)
+                    rules = [tuple(r) for r in await conn.fetch(_RULES, tenant_id)]
+                    names = sorted({category for category, _, _ in rules})
+                    bits = {name: bit for bit, name in enumerate(names)}
+                    if len(names) > _CATEGORY_BITS:  # category conditions stay in SQL
+                        rules, bits = [], {}
+                    await conn.copy_from_query(
+                        _orders_query(rules, bits),
+                        tenant_id,
+                        *[pattern for _, _, pattern in rules],
+                        output=orders,
+                        format="csv",
+                        header=True,
+                    )
+                categories = None if len(names) > _CATEGORY_BITS else bits
+                frame = await asyncio.to_thread(_read, customers, orders, categories)
         finally:
             await conn.close()
-        self._frames[tenant_id] = _Frame(changes, data)
+        self._frames[tenant_id] = _Loaded(changes, frame)
         self._frames.move_to_end(tenant_id)
-        while sum(f.data.height for f in self._frames.values()) > self.max_customers:
+        while sum(f.frame.customers.height for f in self._frames.values()) > self.max_customers:
             self._frames.popitem(last=False)
-        log.info("customer frame of tenant %s loaded: %d customers", tenant_id, data.height)
+        log.info(
+            "customer frame of tenant %s loaded: %d customers, %d orders",
+            tenant_id,
+            frame.customers.height,
+            frame.orders.height,
+        )
+
+
+def _whole(
+    frame: Frame,
+    tree: Any,
+    ctx: QueryContext,
+    sort: SortKey,
+    descending: bool,
+    limit: int,
+    cursor: str | None,
+) -> tuple[int, list[uuid.UUID]] | None:
+    condition = frame_filter(tree, ctx, frame)
+    if condition is None:
+        return None
+    return count_and_page(frame.customers, condition, sort, descending, limit, cursor)
+
+
+def _narrowed(frame: Frame, tree: Any, ctx: QueryContext) -> list[uuid.UUID] | None:
+    narrowing = frame_narrowing(tree, ctx, frame)
+    return None if narrowing is None else _ids(frame.customers.lazy().filter(narrowing))
 
 
 def _ids(matches: pl.LazyFrame) -> list[uuid.UUID]:

@@ -279,7 +279,9 @@ async def compare_sql(url: str, tenant_id: uuid.UUID, runs: int) -> dict[str, tu
     if frame is not None:
         print(
             f"\ncustomer frame loaded in {time.perf_counter() - start:.1f} s: "
-            f"{frame.height:,} customers, {frame.estimated_size() / 2**20:,.0f} MiB"
+            f"{frame.customers.height:,} customers "
+            f"({frame.customers.estimated_size() / 2**20:,.0f} MiB), {frame.orders.height:,} "
+            f"buying orders ({frame.orders.estimated_size() / 2**20:,.0f} MiB)"
         )
     try:
         for name, (tree, body) in TYPICAL.items():

@@ -228,16 +228,25 @@ async def _every_page(
             return pages
 
 
+@pytest.mark.parametrize("mask_bits", [63, 0], ids=["lists as bit masks", "lists as lists"])
 async def test_random_filters_sorts_and_pages_match_sql(
     crowd: tuple[TenantCtx, dict[str, Any]],
     now: datetime,
     runtime: Runtime,
     frames: MemberFrames,
     monkeypatch: pytest.MonkeyPatch,
+    mask_bits: int,
 ) -> None:
     tenant, data = crowd
     actor = Principal(tenant.tenant_id, uuid.uuid4(), Role.analyst, "test")
+    monkeypatch.setattr(member_frames, "_MASK_BITS", mask_bits)
     await _loaded(frames, runtime, tenant.tenant_id)
+    async with runtime.read_sessions() as session:
+        frame = await frames.current(session, tenant.tenant_id)
+    assert frame is not None
+    assert set(frame.masks) == (
+        {"tags", "platforms", "shops", "categories"} if mask_bits else set()
+    )
     rng = random.Random(2026)
     sql_count = query.count_members
     matched = 0

@@ -70,10 +70,14 @@ class Frame:
     customers: pl.DataFrame
     """Live customers in id order, a column per field of FRAME_FIELDS plus `id_hi`, `id_lo`."""
     orders: pl.DataFrame
-    """Buying orders (paid, not pending payment): `row` (their customer's position in
-    `customers`), `paid_at`, `paid_fen`, `platform`, `shop_id`, `categories` (a bit mask)."""
+    """Buying orders (paid, not pending payment) in customer order: `row` (their customer's
+    position in `customers`), `paid_at`, `paid_fen`, `platform`, `shop_id`, `categories` (a
+    bit mask)."""
     categories: dict[str, int] | None
     """Each of the tenant's categories' bit in the mask; None when there are too many."""
+    masks: dict[str, dict[str, int]]
+    """List fields held as a bit mask of their values (when they have at most 63 distinct
+    values): each value's bit, by field. A list is then a bit test instead of a scan."""
 
 
 class _Unsupported(Exception):
@@ -117,7 +121,7 @@ def _node(node: dict[str, Any], ctx: QueryContext, frame: Frame) -> pl.Expr:
     spec = FIELDS[node["field"]]
     if spec.name not in FRAME_FIELDS:
         raise _Unsupported
-    return _condition(spec, node["op"], node["value"], ctx)
+    return _condition(spec, node["op"], node["value"], ctx, frame)
 
 
 def _ordered(spec: dict[str, Any], ctx: QueryContext, frame: Frame) -> pl.Expr:
@@ -151,8 +155,12 @@ def _ordered(spec: dict[str, Any], ctx: QueryContext, frame: Frame) -> pl.Expr:
     orders = frame.orders.lazy()
     for test in tests:
         orders = orders.filter(test)
-    counted = orders.group_by("row").len().filter(pl.col("len") >= times).collect()["row"]
-    flags = pl.repeat(False, frame.customers.height, eager=True).scatter(counted, True)
+    rows = orders.select("row").collect()["row"]
+    if times > 1:
+        # The orders are in customer order: a customer with `times` of them has one whose
+        # customer is the same as that of the order `times - 1` before it.
+        rows = rows.filter(rows == rows.shift(times - 1))
+    flags = pl.repeat(False, frame.customers.height, eager=True).scatter(rows, True)
     return pl.lit(flags)
 
 
@@ -188,15 +196,21 @@ def _lit(spec: Field, value: Any) -> pl.Expr:
     return pl.lit(value)
 
 
-def _condition(spec: Field, op: str, raw: Any, ctx: QueryContext) -> pl.Expr:
+def _condition(spec: Field, op: str, raw: Any, ctx: QueryContext, frame: Frame) -> pl.Expr:
     column = _column(spec, ctx)
     loc: list[str | int] = ["filter"]
     if op == "is_null":
         if spec.type in _LISTS:
-            empty = column.list.len().fill_null(0) == 0
+            if spec.name in frame.masks:
+                empty = column.fill_null(0) == 0
+            else:
+                empty = column.list.len().fill_null(0) == 0
             return empty if raw else ~empty
         return column.is_null() if raw else column.is_not_null()
     if spec.type in _LISTS:
+        mask = frame.masks.get(spec.name)
+        if mask is not None:
+            return _mask_condition(spec, op, raw, column, mask)
         return _list_condition(spec, op, raw, column)
     nullable = spec.default is None
     if op == "within_days":
@@ -247,6 +261,28 @@ def _dtype(spec: Field) -> pl.DataType:
 
 def _set(values: list[Any], dtype: pl.DataType) -> pl.Expr:
     return pl.lit(pl.Series(values, dtype=dtype)).implode()
+
+
+def _mask_condition(
+    spec: Field, op: str, raw: Any, column: pl.Expr, mask: dict[str, int]
+) -> pl.Expr:
+    """`_list_condition` on a bit mask. A value no customer has matches nobody (a missing array
+    matches nobody either, like `@>` and `&&` on NULL)."""
+    loc: list[str | int] = ["filter"]
+    if op == "contains":
+        values = [_value(spec, v) for v in one_or_many(spec, raw, loc)]
+        if any(value not in mask for value in values):
+            return pl.lit(False)
+        wanted = sum({mask[value] for value in values})
+        return (column & wanted) == wanted
+    values = [_value(spec, v) for v in list_value(spec, raw, loc)]
+    anyof = sum({mask[value] for value in values if value in mask})
+    overlap = (column & anyof) != 0 if anyof else pl.lit(False)
+    if op == "in":
+        return overlap
+    if op == "not_in":
+        return ~overlap.fill_null(False)
+    raise AssertionError(op)
 
 
 def _list_condition(spec: Field, op: str, raw: Any, column: pl.Expr) -> pl.Expr:

@@ -100,7 +100,7 @@ _RULES = (
     "SELECT category, match, pattern FROM product_category_rules WHERE tenant_id = $1 "
     "ORDER BY category, id"
 )
-_CATEGORY_BITS = 63
+_CATEGORY_BITS = _MASK_BITS = 63
 
 
 def _rule_test(match: str, parameter: int) -> str:
@@ -173,6 +173,7 @@ def _read(customers: Path, orders: Path, categories: dict[str, int] | None) -> F
         for name, _, dtype in _COLUMNS
         if dtype in (_LIST, _TIME, pl.Date())
     )
+    people, masks = _as_masks(people)
     rows = people.select("id_hi", "id_lo").with_row_index("row")
     bought = (
         pl.read_csv(orders, schema=_ORDER_SCHEMA)
@@ -181,7 +182,23 @@ def _read(customers: Path, orders: Path, categories: dict[str, int] | None) -> F
         .drop("id_hi", "id_lo")
         .sort("row")
     )
-    return Frame(people, bought, categories)
+    # One contiguous chunk per column: a CSV is read in many, which slows every scan.
+    return Frame(people.rechunk(), bought.rechunk(), categories, masks)
+
+
+def _as_masks(people: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, dict[str, int]]]:
+    """Each list column with at most 63 distinct values as a bit mask of them."""
+    masks: dict[str, dict[str, int]] = {}
+    for name, _, dtype in _COLUMNS:
+        if dtype != _LIST:
+            continue
+        values = people[name].explode().drop_nulls().unique().sort().to_list()
+        if len(values) > _MASK_BITS:
+            continue
+        masks[name] = {value: 1 << bit for bit, value in enumerate(values)}
+        bits = pl.element().replace_strict(masks[name], return_dtype=pl.Int64)
+        people = people.with_columns(pl.col(name).list.eval(bits).list.unique().list.sum())
+    return people, masks
 
 
 def id_halves(customer_id: uuid.UUID) -> tuple[int, int]:

@@ -101,6 +101,12 @@ _RULES = (
     "ORDER BY category, id"
 )
 _CATEGORY_BITS = _MASK_BITS = 63
+_MASK_TYPES: list[tuple[int, pl.DataType]] = [
+    (8, pl.UInt8()),
+    (16, pl.UInt16()),
+    (32, pl.UInt32()),
+    (63, pl.Int64()),
+]
 
 
 def _rule_test(match: str, parameter: int) -> str:
@@ -175,9 +181,14 @@ def _read(customers: Path, orders: Path, categories: dict[str, int] | None) -> F
     )
     people, masks = _as_masks(people)
     rows = people.select("id_hi", "id_lo").with_row_index("row")
+    # The narrowest integer for the category bits: every `ordered` condition scans them.
+    mask_type = next(t for bits, t in _MASK_TYPES if len(categories or ()) <= bits)
     bought = (
         pl.read_csv(orders, schema=_ORDER_SCHEMA)
-        .with_columns(pl.col("paid_at").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
+        .with_columns(
+            pl.col("paid_at").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+            pl.col("categories").cast(mask_type),
+        )
         .join(rows, on=["id_hi", "id_lo"], how="inner")
         .drop("id_hi", "id_lo")
         .sort("row")

@@ -6,8 +6,9 @@ they hold has changed. A statement-level trigger on `customers`, `customer_facts
 `customer_scores` and `product_category_rules` appends one row per tenant a statement touched;
 the customer facts refresh that follows every write to orders appends one too. Appending never
 waits on another writer, and a transaction's rows become visible when it commits, so the sum of
-a tenant's `statements` grows with every committed change: a frame loaded in a snapshot where the sum was N is current while
-the sum is still N. Compaction folds a tenant's rows into one with the same sum.
+a tenant's `statements` grows with every committed change: a frame loaded in a snapshot where
+the sum was N is current while the sum is still N. Compaction folds a tenant's rows into one
+with the same sum.
 
 Revision ID: 0015
 Revises: 0014

@@ -3,12 +3,13 @@ and member pages.
 
 At a million customers the exact count of a filter over customers, facts and scores takes
 PostgreSQL 0.3-1 s (a join of a million rows), one over five million orders seconds; the same
-filter over polars frames of those columns takes milliseconds. A frame is loaded in one REPEATABLE READ snapshot together with the
-tenant's change count (`customer_changes`, migration 0015) and answers only while the count is
-unchanged, so it gives exactly what the SQL would. A missing or stale frame answers nothing:
-the SQL does, while the frame is reloaded in the background. Tenants below `min_customers`
-stay in SQL (fast enough there); frames are evicted, least recently used first, beyond
-`max_customers` rows in all. The page's members themselves are always read from the database.
+filter over polars frames of those columns takes milliseconds. A frame is loaded in one
+REPEATABLE READ snapshot together with the tenant's change count (`customer_changes`, migration
+0015) and answers only while the count is unchanged, so it gives exactly what the SQL would. A
+missing or stale frame answers nothing: the SQL does, while the frame is reloaded in the
+background. Tenants below `min_customers` stay in SQL (fast enough there); frames are evicted,
+least recently used first, beyond `max_customers` customers in all. The page's members
+themselves are always read from the database.
 """
 
 from __future__ import annotations

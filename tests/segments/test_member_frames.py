@@ -429,6 +429,26 @@ async def test_small_tenants_stay_in_sql_and_frames_are_evicted_beyond_the_limit
         await small.close()
 
 
+async def test_a_failed_load_is_retried_after_a_pause(
+    crowd: tuple[TenantCtx, dict[str, Any]],
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tenant, _ = crowd
+    broken = MemberFrames("postgresql://nobody@127.0.0.1:1/none", 0, 1_000)
+    async with runtime.read_sessions() as session:
+        assert await broken.current(session, tenant.tenant_id) is None
+        await broken.wait_loaded()
+        assert "loading the customer frame" in caplog.text
+        assert await broken.current(session, tenant.tenant_id) is None
+        assert not broken._loading  # not again at once
+        monkeypatch.setattr(member_frames, "RETRY_SECONDS", 0)
+        assert await broken.current(session, tenant.tenant_id) is None
+        assert broken._loading  # tried again after the pause
+    await broken.close()
+
+
 def test_id_halves_order_as_the_uuid_bytes() -> None:
     rng = random.Random(5)
     ids = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(2000)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -41,6 +42,8 @@ from app.services.segments.query import NEVER, page_position
 
 log = logging.getLogger(__name__)
 
+RETRY_SECONDS = 60
+"""After a failed load, how long previews stay in SQL before the next attempt."""
 MAX_CANDIDATES = 20_000
 """Most customers a partly held filter may leave for the SQL to check (as an id array)."""
 _UUIDS = ARRAY(PgUUID(as_uuid=True))
@@ -237,6 +240,7 @@ class MemberFrames:
         self.max_customers = max_customers
         self._frames: OrderedDict[uuid.UUID, _Loaded] = OrderedDict()
         self._small: dict[uuid.UUID, int] = {}  # tenant -> change count when found too small
+        self._failed: dict[uuid.UUID, float] = {}  # tenant -> when its last load failed
         self._loading: dict[uuid.UUID, asyncio.Task[None]] = {}
 
     async def current(self, session: AsyncSession, tenant_id: uuid.UUID) -> Frame | None:
@@ -253,7 +257,12 @@ class MemberFrames:
         if loaded is not None and loaded.changes == changes:
             self._frames.move_to_end(tenant_id)
             return loaded.frame
-        if self._small.get(tenant_id) != changes and tenant_id not in self._loading:
+        retry_at = self._failed.get(tenant_id, -RETRY_SECONDS) + RETRY_SECONDS
+        if (
+            self._small.get(tenant_id) != changes
+            and tenant_id not in self._loading
+            and time.monotonic() >= retry_at
+        ):
             task = asyncio.create_task(self._load(tenant_id))
             self._loading[tenant_id] = task
             task.add_done_callback(lambda _: self._loading.pop(tenant_id, None))
@@ -315,8 +324,13 @@ class MemberFrames:
             await self._load_frame(tenant_id)
         except asyncio.CancelledError:
             raise
-        except Exception:  # the SQL answers meanwhile; the next request tries again
-            log.exception("loading the customer frame of tenant %s failed", tenant_id)
+        except Exception:  # the SQL answers meanwhile
+            self._failed[tenant_id] = time.monotonic()
+            log.exception(
+                "loading the customer frame of tenant %s failed; retrying in %d s at the earliest",
+                tenant_id,
+                RETRY_SECONDS,
+            )
 
     async def _load_frame(self, tenant_id: uuid.UUID) -> None:
         conn = await asyncpg.connect(self._url)

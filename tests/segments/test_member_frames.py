@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import polars as pl
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
@@ -447,6 +448,42 @@ async def test_a_failed_load_is_retried_after_a_pause(
         assert await broken.current(session, tenant.tenant_id) is None
         assert broken._loading  # tried again after the pause
     await broken.close()
+
+
+async def test_a_tenant_without_orders_tags_or_customers_gets_a_frame(
+    client: Any, runtime: Runtime, frames: MemberFrames, now: datetime
+) -> None:
+    tenant = await TenantFactory(client, runtime).create()
+    actor = Principal(tenant.tenant_id, uuid.uuid4(), Role.analyst, "test")
+    trees = [
+        cond("tags", "is_null", True),
+        {"ordered": {"category": "茶", "within_days": 30}},
+        {"not": {"ordered": {"min_times": 2}}},
+    ]
+    for expected in (0, 2):
+        if expected:
+            await tenant.customer(display_name="甲")
+            await tenant.customer(display_name="乙")
+        await _loaded(frames, runtime, tenant.tenant_id)
+        for tree in trees:
+            async with runtime.read_sessions() as session:
+                result = await saved.preview(session, actor, tree, NOW, 5, None, frames=frames)
+            assert result.from_memory
+            assert result.count == (0 if "ordered" in tree else expected), tree
+
+
+def test_list_fields_nobody_has_a_value_of_become_empty_masks() -> None:
+    people = pl.DataFrame(
+        {
+            name: [[], None, ["vip"] if name == "tags" else []]
+            for name in ("tags", "platforms", "shops", "categories")
+        },
+        schema={name: pl.List(pl.String) for name in ("tags", "platforms", "shops", "categories")},
+    )
+    masked, masks = member_frames._as_masks(people)
+    assert masks == {"tags": {"vip": 1}, "platforms": {}, "shops": {}, "categories": {}}
+    assert masked["categories"].to_list() == [0, None, 0]
+    assert masked["tags"].to_list() == [0, None, 1]
 
 
 def test_id_halves_order_as_the_uuid_bytes() -> None:

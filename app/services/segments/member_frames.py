@@ -212,8 +212,12 @@ def _as_masks(people: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, dict[str, i
         if len(values) > _MASK_BITS:
             continue
         masks[name] = {value: 1 << bit for bit, value in enumerate(values)}
-        bits = pl.element().replace_strict(masks[name], return_dtype=pl.Int64)
-        people = people.with_columns(pl.col(name).list.eval(bits).list.unique().list.sum())
+        if values:
+            bits = pl.element().replace_strict(masks[name], return_dtype=pl.Int64)
+            mask = pl.col(name).list.eval(bits).list.unique().list.sum()
+        else:  # nobody has any: a missing list stays missing, an empty one is 0
+            mask = pl.when(pl.col(name).is_not_null()).then(pl.lit(0, pl.Int64))
+        people = people.with_columns(mask.alias(name))
     return people, masks
 
 

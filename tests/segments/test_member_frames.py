@@ -65,6 +65,7 @@ async def test_every_filter_case_gives_the_same_answer_from_the_frame(
     first = await world.preview(cond("order_count", "gte", 0))  # SQL's; starts the load
     assert first.headers["Server-Timing"] == 'count;desc="database"'
     await _loaded(frames, runtime, world.tenant.tenant_id)
+    sql_count = query.count_members
     monkeypatch.setattr(query, "count_members", _no_sql_count)
     async with runtime.read_sessions() as session:
         ctx = QueryContext(world.tenant.tenant_id, now)
@@ -82,6 +83,21 @@ async def test_every_filter_case_gives_the_same_answer_from_the_frame(
     assert whole >= 70  # every ordered case without item keys among them
     answered = await world.preview(cond("order_count", "gte", 0))
     assert answered.headers["Server-Timing"] == 'count;desc="memory"'
+    # A saved segment's members come from the frame too, the first page recording the size
+    # (saving counts in SQL).
+    tree = {"and": [cond("order_count", "gte", 1), {"ordered": {"category": "茶叶"}}]}
+    monkeypatch.setattr(query, "count_members", sql_count)
+    created = await world.tenant.request(
+        "POST", "/api/v1/segments", json={"name": "frames", "filter": tree}
+    )
+    assert created.status_code == 201, created.text
+    monkeypatch.setattr(query, "count_members", _no_sql_count)
+    segment = created.json()["id"]
+    page = await world.tenant.request("GET", f"/api/v1/segments/{segment}/members")
+    assert page.status_code == 200, page.text
+    assert world.names(page.json()["items"]) == {"A"}
+    sizes = await world.tenant.request("GET", f"/api/v1/segments/{segment}/sizes")
+    assert [p["member_count"] for p in sizes.json()["items"]][-1] == 1
     assert ran == len(CASES)
 
 

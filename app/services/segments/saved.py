@@ -57,10 +57,11 @@ async def _count_and_page(
     descending: bool,
     limit: int,
     cursor: str | None,
+    counted: bool = True,
 ) -> tuple[int, list[MemberOut], str | None, bool]:
     """The count and a page, from the tenant's in-memory frame when it is current and holds
     the filter's fields or narrows it down (member_frames.py), else from SQL; the same answer
-    either way."""
+    either way. Without `counted`, SQL skips the count (0 is returned)."""
     await query.prefer_custom_plans(session)
     answer = None
     if frames is not None:
@@ -71,7 +72,7 @@ async def _count_and_page(
             return total, [], None, True
         condition = c.id.in_(ids)
     else:
-        total = await query.count_members(session, condition, ctx)
+        total = await query.count_members(session, condition, ctx) if counted else 0
     items, next_cursor = await query.page_members(
         session, condition, ctx, sort, descending, limit, cursor
     )
@@ -222,10 +223,11 @@ async def members(
     condition, ctx = await _compile(
         session, segment.filter, actor.tenant_id, now, ("segment", "filter")
     )
+    first_page = cursor is None
     total, items, next_cursor, _ = await _count_and_page(
-        session, frames, segment.filter, condition, ctx, sort, descending, limit, cursor
+        session, frames, segment.filter, condition, ctx, sort, descending, limit, cursor, first_page
     )
-    if cursor is None:
+    if first_page:
         await record_evaluation(session, segment, total, now)
     return items, next_cursor
 

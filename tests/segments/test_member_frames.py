@@ -347,9 +347,11 @@ async def test_a_committed_change_is_never_answered_from_the_stale_frame(
         # A reload now would not see it either (its snapshot is before the commit).
         frames._frames.clear()
         await _loaded(frames, runtime, tenant.tenant_id)
+        stale = frames._frames[tenant.tenant_id]
         await writer.commit()
     async with runtime.read_sessions() as session:
         assert await frames.current(session, tenant.tenant_id) is None  # stale: reloading
+    assert frames._frames.get(tenant.tenant_id) is not stale  # not kept while reloading
     assert await count() == 1
     await frames.wait_loaded()
     async with runtime.read_sessions() as session:

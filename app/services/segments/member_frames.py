@@ -252,15 +252,23 @@ class MemberFrames:
         and a load starts in the background (unless the tenant is small)."""
         if self.max_customers <= 0:
             return None
-        changes = await session.scalar(
-            select(func.coalesce(func.sum(CustomerChange.statements), 0)).where(
-                CustomerChange.tenant_id == tenant_id
+        changes = int(
+            await session.scalar(
+                select(func.coalesce(func.sum(CustomerChange.statements), 0)).where(
+                    CustomerChange.tenant_id == tenant_id
+                )
             )
+            or 0
         )
         loaded = self._frames.get(tenant_id)
         if loaded is not None and loaded.changes == changes:
             self._frames.move_to_end(tenant_id)
             return loaded.frame
+        if loaded is not None and loaded.changes < changes:
+            # Stale for good (the count only grows): free it now rather than hold two frames
+            # while the new one loads. (A larger count is a frame loaded after this request read
+            # the count, and is kept.)
+            del self._frames[tenant_id]
         retry_at = self._failed.get(tenant_id, -RETRY_SECONDS) + RETRY_SECONDS
         if (
             self._small.get(tenant_id) != changes

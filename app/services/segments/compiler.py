@@ -167,27 +167,27 @@ class FilterCompiler:
                 exists().where(_i.c.tenant_id == _o.c.tenant_id, _i.c.order_id == _o.c.id, *item)
             )
         if "shop_id" in spec:
-            where.append(_o.c.shop_id == _uuid(spec["shop_id"], [*loc, "shop_id"]))
+            where.append(_o.c.shop_id == uuid_value(spec["shop_id"], [*loc, "shop_id"]))
         if "platform" in spec:
             where.append(_o.c.platform == _choice(spec["platform"], PLATFORMS, [*loc, "platform"]))
         if "within_days" in spec:
-            days = _integer(spec["within_days"], [*loc, "within_days"], 0, MAX_DAYS)
+            days = integer_value(spec["within_days"], [*loc, "within_days"], 0, MAX_DAYS)
             where.append(_o.c.paid_at >= self.ctx.now - timedelta(days=days))
         if "since" in spec:
-            where.append(_o.c.paid_at >= _datetime(spec["since"], [*loc, "since"]))
+            where.append(_o.c.paid_at >= datetime_value(spec["since"], [*loc, "since"]))
         if "until" in spec:
-            where.append(_o.c.paid_at < _datetime(spec["until"], [*loc, "until"]))
+            where.append(_o.c.paid_at < datetime_value(spec["until"], [*loc, "until"]))
         if "min_amount_fen" in spec:
             where.append(
-                _o.c.paid_fen >= _integer(spec["min_amount_fen"], [*loc, "min_amount_fen"])
+                _o.c.paid_fen >= integer_value(spec["min_amount_fen"], [*loc, "min_amount_fen"])
             )
         if "max_amount_fen" in spec:
             where.append(
-                _o.c.paid_fen <= _integer(spec["max_amount_fen"], [*loc, "max_amount_fen"])
+                _o.c.paid_fen <= integer_value(spec["max_amount_fen"], [*loc, "max_amount_fen"])
             )
         if self.ctx.candidates is not None:
             where.append(_o.c.customer_id == any_(literal(self.ctx.candidates, _UUIDS)))
-        times = _integer(spec.get("min_times", 1), [*loc, "min_times"], 1, 10_000)
+        times = integer_value(spec.get("min_times", 1), [*loc, "min_times"], 1, 10_000)
         if times == 1:
             return exists().where(_o.c.customer_id == c.id, *where)
         # One grouped pass over the matching orders (a hash semi-join), rather than a count
@@ -230,7 +230,7 @@ def _string(value: Any, loc: Loc) -> str:
     return value
 
 
-def _integer(value: Any, loc: Loc, low: int | None = None, high: int | None = None) -> int:
+def integer_value(value: Any, loc: Loc, low: int | None = None, high: int | None = None) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise _fail(loc, "expected an integer", value)
     if (low is not None and value < low) or (high is not None and value > high):
@@ -246,7 +246,7 @@ def _number(value: Any, loc: Loc) -> float:
     return float(value)
 
 
-def _datetime(value: Any, loc: Loc) -> datetime:
+def datetime_value(value: Any, loc: Loc) -> datetime:
     try:
         parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
@@ -265,7 +265,7 @@ def _date(value: Any, loc: Loc) -> date:
     raise _fail(loc, "expected a date (YYYY-MM-DD)", value)
 
 
-def _uuid(value: Any, loc: Loc) -> uuid.UUID:
+def uuid_value(value: Any, loc: Loc) -> uuid.UUID:
     if isinstance(value, str):
         with contextlib.suppress(ValueError):
             return uuid.UUID(value)
@@ -286,15 +286,15 @@ def scalar_value(spec: Field, value: Any, loc: Loc) -> Any:
         case FieldType.enum | FieldType.enum_list:
             return _choice(value, spec.choices or (), loc)
         case FieldType.integer | FieldType.money:
-            return _integer(value, loc)
+            return integer_value(value, loc)
         case FieldType.number:
             return _number(value, loc)
         case FieldType.datetime:
-            return _datetime(value, loc)
+            return datetime_value(value, loc)
         case FieldType.date:
             return _date(value, loc)
         case FieldType.uuid_list:
-            return _uuid(value, loc)
+            return uuid_value(value, loc)
     raise AssertionError(spec.type)
 
 
@@ -373,7 +373,7 @@ def _apply(spec: Field, op: str, value: Any, ctx: QueryContext, loc: Loc) -> Any
     ):
         return _apply_list(spec, op, value, column, loc)
     if op == "within_days":
-        days = _integer(value, loc, 0, MAX_DAYS)
+        days = integer_value(value, loc, 0, MAX_DAYS)
         return column >= ctx.now - timedelta(days=days)
     if op in ("in", "not_in"):
         values = list_value(spec, value, loc)

@@ -13,14 +13,22 @@ tenant's rules of that moment (a rule change makes the frame stale). The tree ha
 
 from __future__ import annotations
 
-import uuid
+import operator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import reduce
 from typing import Any
 
 import polars as pl
 
-from app.services.segments.compiler import list_value, one_or_many, scalar_value
+from app.services.segments.compiler import (
+    datetime_value,
+    integer_value,
+    list_value,
+    one_or_many,
+    scalar_value,
+    uuid_value,
+)
 from app.services.segments.fields import FIELDS, Field, FieldType, QueryContext
 
 _LISTS = (FieldType.string_list, FieldType.enum_list, FieldType.uuid_list)
@@ -98,22 +106,14 @@ def frame_narrowing(tree: Any, ctx: QueryContext, frame: Frame) -> pl.Expr | Non
     if not (isinstance(tree, dict) and len(tree) == 1 and isinstance(tree.get("and"), list)):
         return None
     parts = [p for p in (frame_filter(child, ctx, frame) for child in tree["and"]) if p is not None]
-    if not parts:
-        return None
-    narrowing = parts[0]
-    for part in parts[1:]:
-        narrowing = narrowing & part
-    return narrowing
+    return reduce(operator.and_, parts) if parts else None
 
 
 def _node(node: dict[str, Any], ctx: QueryContext, frame: Frame) -> pl.Expr:
     key = next(iter(node))
     if len(node) == 1 and key in ("and", "or"):
         parts = [_node(child, ctx, frame) for child in node[key]]
-        combined = parts[0]
-        for part in parts[1:]:
-            combined = combined & part if key == "and" else combined | part
-        return combined
+        return reduce(operator.and_ if key == "and" else operator.or_, parts)
     if len(node) == 1 and key == "not":
         return ~_node(node["not"], ctx, frame).fill_null(False)
     if len(node) == 1 and key == "ordered":
@@ -136,22 +136,23 @@ def _ordered(spec: dict[str, Any], ctx: QueryContext, frame: Frame) -> pl.Expr:
         bit = frame.categories.get(spec["category"])
         # A category without rules has no item lines, as in SQL.
         tests.append(pl.lit(False) if bit is None else (pl.col("categories") & (1 << bit)) != 0)
+    loc: list[str | int] = ["filter"]  # the tree is valid: compile_filter checked it
     if "shop_id" in spec:
-        tests.append(pl.col("shop_id") == str(uuid.UUID(spec["shop_id"])))
+        tests.append(pl.col("shop_id") == str(uuid_value(spec["shop_id"], loc)))
     if "platform" in spec:
         tests.append(pl.col("platform") == spec["platform"])
     if "within_days" in spec:
-        since = _utc(ctx.now) - timedelta(days=int(spec["within_days"]))
-        tests.append(pl.col("paid_at") >= pl.lit(since, dtype=_TIME))
+        since = ctx.now - timedelta(days=integer_value(spec["within_days"], loc))
+        tests.append(pl.col("paid_at") >= _lit(since))
     if "since" in spec:
-        tests.append(pl.col("paid_at") >= pl.lit(_utc(_parsed(spec["since"])), dtype=_TIME))
+        tests.append(pl.col("paid_at") >= _lit(datetime_value(spec["since"], loc)))
     if "until" in spec:
-        tests.append(pl.col("paid_at") < pl.lit(_utc(_parsed(spec["until"])), dtype=_TIME))
+        tests.append(pl.col("paid_at") < _lit(datetime_value(spec["until"], loc)))
     if "min_amount_fen" in spec:
-        tests.append(pl.col("paid_fen") >= int(spec["min_amount_fen"]))
+        tests.append(pl.col("paid_fen") >= integer_value(spec["min_amount_fen"], loc))
     if "max_amount_fen" in spec:
-        tests.append(pl.col("paid_fen") <= int(spec["max_amount_fen"]))
-    times = int(spec.get("min_times", 1))
+        tests.append(pl.col("paid_fen") <= integer_value(spec["max_amount_fen"], loc))
+    times = integer_value(spec.get("min_times", 1), loc)
     orders = frame.orders.lazy()
     for test in tests:
         orders = orders.filter(test)
@@ -162,10 +163,6 @@ def _ordered(spec: dict[str, Any], ctx: QueryContext, frame: Frame) -> pl.Expr:
         rows = rows.filter(rows == rows.shift(times - 1))
     flags = pl.repeat(False, frame.customers.height, eager=True).scatter(rows, True)
     return pl.lit(flags)
-
-
-def _parsed(value: str) -> datetime:
-    return datetime.fromisoformat(value)
 
 
 def _column(spec: Field, ctx: QueryContext) -> pl.Expr:
@@ -180,17 +177,16 @@ def _utc(value: datetime) -> datetime:
 
 
 def _value(spec: Field, value: Any) -> Any:
-    """A parsed filter value as the frame holds it: times in UTC, ids as text."""
-    if isinstance(value, datetime):
-        return _utc(value)
+    """A parsed filter value as the frame holds it: ids as text (times: `_lit`)."""
     if spec.type is FieldType.uuid_list:
         return str(value)
     return value
 
 
-def _lit(spec: Field, value: Any) -> pl.Expr:
+def _lit(value: Any) -> pl.Expr:
+    """A literal typed like the frame's column: times in UTC to the microsecond, dates."""
     if isinstance(value, datetime):
-        return pl.lit(value, dtype=pl.Datetime("us", "UTC"))
+        return pl.lit(_utc(value), dtype=_TIME)
     if isinstance(value, date):
         return pl.lit(value, dtype=pl.Date)
     return pl.lit(value)
@@ -214,7 +210,7 @@ def _condition(spec: Field, op: str, raw: Any, ctx: QueryContext, frame: Frame) 
         return _list_condition(spec, op, raw, column)
     nullable = spec.default is None
     if op == "within_days":
-        return column >= _lit(spec, _utc(ctx.now) - timedelta(days=int(raw)))
+        return column >= _lit(ctx.now - timedelta(days=int(raw)))
     if op in ("in", "not_in"):
         values = [_value(spec, v) for v in list_value(spec, raw, loc)]
         inside = column.is_in(_set(values, _dtype(spec)))
@@ -224,21 +220,21 @@ def _condition(spec: Field, op: str, raw: Any, ctx: QueryContext, frame: Frame) 
     if op == "between":
         low = _value(spec, scalar_value(spec, raw[0], loc))
         high = _value(spec, scalar_value(spec, raw[1], loc))
-        return (column >= _lit(spec, low)) & (column <= _lit(spec, high))
+        return (column >= _lit(low)) & (column <= _lit(high))
     value = _value(spec, scalar_value(spec, raw, loc))
     match op:
         case "eq":
-            return column == _lit(spec, value)
+            return column == _lit(value)
         case "ne":
-            return column.ne_missing(_lit(spec, value)) if nullable else column != _lit(spec, value)
+            return column.ne_missing(_lit(value)) if nullable else column != _lit(value)
         case "gt":
-            return column > _lit(spec, value)
+            return column > _lit(value)
         case "gte":
-            return column >= _lit(spec, value)
+            return column >= _lit(value)
         case "lt":
-            return column < _lit(spec, value)
+            return column < _lit(value)
         case "lte":
-            return column <= _lit(spec, value)
+            return column <= _lit(value)
         case "contains":
             return column.str.contains(value, literal=True)
         case "starts_with":
@@ -253,7 +249,7 @@ def _dtype(spec: Field) -> pl.DataType:
         case FieldType.number:
             return pl.Float64()
         case FieldType.datetime:
-            return pl.Datetime("us", "UTC")
+            return _TIME
         case FieldType.date:
             return pl.Date()
     return pl.String()
@@ -291,10 +287,7 @@ def _list_condition(spec: Field, op: str, raw: Any, column: pl.Expr) -> pl.Expr:
     loc: list[str | int] = ["filter"]
     if op == "contains":
         values = [_value(spec, v) for v in one_or_many(spec, raw, loc)]
-        result = column.list.contains(values[0])
-        for value in values[1:]:
-            result = result & column.list.contains(value)
-        return result
+        return reduce(operator.and_, [column.list.contains(value) for value in values])
     values = [_value(spec, v) for v in list_value(spec, raw, loc)]
     # Missing for a missing array, like `&&`.
     overlap = column.list.eval(pl.element().is_in(_set(values, pl.String()))).list.any()

@@ -21,18 +21,18 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import polars as pl
-from sqlalchemy import and_, any_, func, literal, select, text
+from sqlalchemy import and_, any_, literal, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import CustomerChange
+from app.db import driver_of
 from app.schemas.segments import MemberSort as SortKey
 from app.services.segments import query
 from app.services.segments.compiler import compile_filter
@@ -252,14 +252,7 @@ class MemberFrames:
         and a load starts in the background (unless the tenant is small)."""
         if self.max_customers <= 0:
             return None
-        changes = int(
-            await session.scalar(
-                select(func.coalesce(func.sum(CustomerChange.statements), 0)).where(
-                    CustomerChange.tenant_id == tenant_id
-                )
-            )
-            or 0
-        )
+        changes = int(await (await driver_of(session)).fetchval(_CHANGES, tenant_id))
         loaded = self._frames.get(tenant_id)
         if loaded is not None and loaded.changes == changes:
             self._frames.move_to_end(tenant_id)
@@ -308,17 +301,7 @@ class MemberFrames:
         narrowed = replace(ctx, candidates=kept)
         condition = and_(compile_filter(tree, narrowed), c.id == any_(literal(kept, _UUIDS)))
         matched = await query.matching_ids(session, condition, ctx)
-        halves = pl.DataFrame(
-            [id_halves(customer_id) for customer_id in matched],
-            schema={"id_hi": pl.Int64(), "id_lo": pl.Int64()},
-            orient="row",
-        )
-        members = frame.customers.join(halves, on=["id_hi", "id_lo"], how="semi").sort(
-            "id_hi", "id_lo"
-        )
-        return await asyncio.to_thread(
-            count_and_page, members, pl.lit(True), sort, descending, limit, cursor
-        )
+        return await asyncio.to_thread(_page_of, frame, matched, sort, descending, limit, cursor)
 
     async def wait_loaded(self) -> None:
         """Until the loads under way have finished (tests and benchmarks)."""
@@ -408,6 +391,25 @@ def _narrowed(frame: Frame, tree: Any, ctx: QueryContext) -> list[uuid.UUID] | N
     return None if narrowing is None else _ids(frame.customers.lazy().filter(narrowing))
 
 
+def _page_of(
+    frame: Frame,
+    members: list[uuid.UUID],
+    sort: SortKey,
+    descending: bool,
+    limit: int,
+    cursor: str | None,
+) -> tuple[int, list[uuid.UUID]]:
+    """`count_and_page` over the given customers of the frame."""
+    halves = pl.DataFrame(
+        [id_halves(customer_id) for customer_id in members],
+        schema={"id_hi": pl.Int64(), "id_lo": pl.Int64()},
+        orient="row",
+    )
+    # A semi join keeps the frame's id order, which the newest-first page relies on.
+    kept = frame.customers.join(halves, on=["id_hi", "id_lo"], how="semi", maintain_order="left")
+    return count_and_page(kept, pl.lit(True), sort, descending, limit, cursor)
+
+
 def _ids(matches: pl.LazyFrame) -> list[uuid.UUID]:
     return [_uuid(h, lo) for h, lo in matches.select("id_hi", "id_lo").collect().iter_rows()]
 
@@ -423,15 +425,7 @@ def _after(sort: SortKey, descending: bool, cursor: str) -> pl.Expr:
         past_id = (hi > high) | ((hi == high) & (lo > low))
     if key is None:
         return past_id
-    value = (
-        pl.lit(key.astimezone(UTC), dtype=pl.Datetime("us", "UTC"))
-        if sort
-        in (
-            SortKey.last_order_at,
-            SortKey.first_order_at,
-        )
-        else pl.lit(key)
-    )
+    value = pl.lit(key.astimezone(UTC), dtype=_TIME) if isinstance(key, datetime) else pl.lit(key)
     column = pl.col("sort_key")
     past_key = column < value if descending else column > value
     return past_key | ((column == value) & past_id)

@@ -31,8 +31,15 @@ from app.crypto import Vault
 from app.errors import FieldError, ValidationFailed
 from app.models.base import new_id_batches
 from app.services import pii
-from app.services.facts import refresh_customer_facts
+from app.services.facts import (
+    array_literal,
+    category_rules,
+    new_customer_facts,
+    order_fact_columns,
+    refresh_customer_facts,
+)
 from app.services.imports.export import ITEM_SCHEMA, ORDER_SCHEMA, REJECTION_SCHEMA
+from app.services.rollups import lock_rollups
 
 FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 Progress = Callable[[int], Awaitable[None]]
@@ -101,11 +108,16 @@ class LoadCounts:
 @dataclass
 class _Unlisted:
     """What the COPY path created without listing it in load_touched: the orders of a load's
-    last snapshot, which no later statement of the load reads back."""
+    last snapshot, which no later statement of the load reads back. The customers it created
+    have no other orders, so their facts and months come computed from its frames (`facts`,
+    `months`); the customers it matched (`customers`) are refreshed in SQL."""
 
     orders: int = 0
     customers: set[uuid.UUID] = field(default_factory=set)
+    created: list[uuid.UUID] = field(default_factory=list)
     order_ids: list[pl.Series] = field(default_factory=list)
+    facts: pl.DataFrame | None = None
+    months: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -690,6 +702,8 @@ async def _load_new(
     ]
     take_ids = new_id_batches()
     ids = [pl.DataFrame(schema={"order_no": pl.String(), "id": pl.String()})]
+    # The created customers' orders, as the facts need them (the last snapshot only).
+    bought: list[pl.DataFrame] = []
     async for staged in _prepared_slices(vault, target, snapshot.orders, phones, counts):
         rows = staged.join(
             customers,
@@ -717,6 +731,11 @@ async def _load_new(
             else:
                 unlisted.orders += rows.height
                 unlisted.order_ids.append(rows.get_column("id"))
+                bought.append(
+                    rows.filter(pl.col("created")).select(
+                        "order_no", "customer_id", *order_fact_columns()
+                    )
+                )
         ids.append(rows.select("order_no", "id"))
         del rows
     with _timed(counts, "items_s"):
@@ -739,7 +758,20 @@ async def _load_new(
         counts.items_written += items.height
     if unlisted is not None:
         # Every buyer in the map has an order of this snapshot.
-        unlisted.customers.update(map(uuid.UUID, customers.get_column("customer_id")))
+        matched = customers.filter(~pl.col("created")).get_column("customer_id")
+        unlisted.customers.update(map(uuid.UUID, matched))
+        created = customers.filter(pl.col("created")).get_column("customer_id")
+        unlisted.created = list(map(uuid.UUID, created))
+        with _timed(counts, "facts_s"):
+            rules = await category_rules(session, target.tenant_id)
+            unlisted.facts, unlisted.months = await asyncio.to_thread(
+                new_customer_facts,
+                pl.concat(bought),
+                snapshot.items,
+                rules,
+                target.platform,
+                target.shop_id,
+            )
 
 
 async def _prepared_slices(
@@ -792,13 +824,22 @@ async def _match_buyers(session: AsyncSession, params: dict[str, Any]) -> None:
 async def _resolved_customers(session: AsyncSession) -> pl.DataFrame:
     """stage_ident's buyer -> customer map, read back through a file (COPY, no row objects)."""
     driver = await _driver(session)
-    schema = {"ident_key": pl.String(), "ident_shop": pl.String(), "customer_id": pl.String()}
+    schema = {
+        "ident_key": pl.String(),
+        "ident_shop": pl.String(),
+        "customer_id": pl.String(),
+        "created": pl.Int8(),
+    }
     with tempfile.TemporaryDirectory(prefix="kezhan-copy-") as folder:
         path = Path(folder) / "customers.csv"
         await driver.copy_from_query(
-            "SELECT ident_key, ident_shop, customer_id FROM stage_ident", output=path, format="csv"
+            "SELECT ident_key, ident_shop, customer_id, (via = 'new')::int FROM stage_ident",
+            output=path,
+            format="csv",
         )
-        return pl.read_csv(path, has_header=False, new_columns=list(schema), schema=schema)
+        return pl.read_csv(
+            path, has_header=False, new_columns=list(schema), schema=schema
+        ).with_columns(pl.col("created").cast(pl.Boolean))
 
 
 async def _store_rejections(
@@ -888,7 +929,9 @@ async def load_snapshots(
         unlisted.customers.union((await session.scalars(text(_TOUCHED_CUSTOMERS))).all())
     )
     with _timed(counts, "facts_s"):
+        await _write_new_facts(session, target.tenant_id, unlisted)
         await refresh_customer_facts(session, target.tenant_id, touched)
+    touched += unlisted.created
     with _timed(counts, "suggest_s"):
         await identities.suggest_merges(session, target.tenant_id, touched, now)
     if orders_changed is not None:
@@ -899,6 +942,27 @@ async def load_snapshots(
                 await orders_changed(session, target.tenant_id, changed, now)
     counts.timings["load_s"] = time.perf_counter() - started
     return counts
+
+
+async def _write_new_facts(
+    session: AsyncSession, tenant_id: uuid.UUID, unlisted: _Unlisted
+) -> None:
+    """COPY the facts and months computed for the customers the load created."""
+    if unlisted.facts is None or unlisted.months is None:
+        return
+    tenant = pl.lit(str(tenant_id)).alias("tenant_id")
+    await lock_rollups(session, tenant_id, unlisted.facts.height)
+    facts = unlisted.facts.sort("customer_id").select(
+        tenant,
+        pl.exclude(_LISTS),
+        *(array_literal(c) for c in _LISTS),
+    )
+    await _copy(session, "customer_facts", facts)
+    await _copy(session, "customer_months", unlisted.months.select(tenant, pl.all()))
+    unlisted.facts = unlisted.months = None
+
+
+_LISTS = ["platforms", "shop_ids", "merchant_codes", "product_titles", "categories"]
 
 
 def empty_frame(schema: dict[str, pl.DataType]) -> pl.DataFrame:

@@ -2,7 +2,9 @@
 
 Baselines, measured in the same run on the same database:
 - a bare COPY of the same normalised rows into empty copies of `orders` and `order_items` (same
-  indexes): the irreducible cost of the schema (target: the full import within 2x of it);
+  indexes and foreign keys): the irreducible cost of the schema (target: the full import within
+  2x of it); also printed, the same COPY into copies without the foreign keys (what
+  `LIKE ... INCLUDING ALL` alone gives, the baseline of runs before 2026-11-26 evening);
 - a row-by-row SQLAlchemy ORM import of the same rows, on a slice, as rows/s (target: the
   import at least 4x faster);
 - re-importing the same files (target: at most 60% of the first import, nothing written);
@@ -110,8 +112,12 @@ async def _import(
     return elapsed, done.counts, done.timings
 
 
-async def _bare_copy(runtime: Runtime, tenant_id: uuid.UUID) -> tuple[float, int, int]:
-    """COPY the stored (normalised) rows into empty same-index copies of the tables."""
+async def _bare_copy(
+    runtime: Runtime, tenant_id: uuid.UUID, foreign_keys: bool
+) -> tuple[float, int, int]:
+    """COPY the stored (normalised) rows into empty copies of the tables: the same columns and
+    indexes (`LIKE ... INCLUDING ALL`) and, with `foreign_keys`, the same foreign keys too (LIKE
+    never copies them: items then reference the copy of orders, orders the real shops)."""
     async with runtime.engine.connect() as conn:
         driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
@@ -128,6 +134,15 @@ async def _bare_copy(runtime: Runtime, tenant_id: uuid.UUID) -> tuple[float, int
                 f"CREATE UNLOGGED TABLE bench_{table} (LIKE {table} INCLUDING ALL)"
             )
             await driver.execute(f"ALTER TABLE bench_{table} SET LOGGED")
+            if foreign_keys:
+                for constraint in await driver.fetch(_FOREIGN_KEYS, table):
+                    definition = constraint["definition"].replace(
+                        "REFERENCES orders(", "REFERENCES bench_orders("
+                    )
+                    await driver.execute(
+                        f"ALTER TABLE bench_{table} ADD CONSTRAINT "
+                        f"bench_{constraint['name']} {definition}"
+                    )
         started = time.perf_counter()
         async with driver.transaction():
             for table, buffer in buffers.items():
@@ -136,8 +151,14 @@ async def _bare_copy(runtime: Runtime, tenant_id: uuid.UUID) -> tuple[float, int
         elapsed = time.perf_counter() - started
         orders = await driver.fetchval("SELECT count(*) FROM bench_orders")
         items = await driver.fetchval("SELECT count(*) FROM bench_order_items")
-        await driver.execute("DROP TABLE bench_orders; DROP TABLE bench_order_items")
+        await driver.execute("DROP TABLE bench_order_items; DROP TABLE bench_orders")
     return elapsed, int(orders), int(items)
+
+
+_FOREIGN_KEYS = """
+SELECT conname AS name, pg_get_constraintdef(oid) AS definition
+FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'f'
+"""
 
 
 async def _orm_baseline(
@@ -295,7 +316,8 @@ async def run(args: argparse.Namespace, url: str) -> None:
             results[name] = (first, again, counts, timings)
             print(f"{name}: import {first:.2f} s, re-import {again:.2f} s, stages {timings}")
         rss = _rss_mb()
-        copy_s, copied_orders, copied_items = await _bare_copy(runtime, owner.tenant_id)
+        copy_s, copied_orders, copied_items = await _bare_copy(runtime, owner.tenant_id, True)
+        index_copy_s, _, _ = await _bare_copy(runtime, owner.tenant_id, False)
         orm_s, orm_rows = await _orm_baseline(
             runtime, owner.tenant_id, tmall.files, "tmall", args.orm_orders
         )
@@ -314,11 +336,18 @@ async def run(args: argparse.Namespace, url: str) -> None:
         print(_line(f"{name} re-import (nothing changes)", again, rows))
     print(_line("both imports", import_s, total_orders))
     print(
-        _line(f"bare COPY, {copied_orders:,} orders + {copied_items:,} items", copy_s, total_orders)
+        _line(
+            f"bare COPY, {copied_orders:,} orders + {copied_items:,} items "
+            "(same indexes and foreign keys)",
+            copy_s,
+            total_orders,
+        )
     )
+    print(_line("bare COPY, same indexes, no foreign keys", index_copy_s, total_orders))
     print(_line(f"ORM row by row ({orm_rows:,} Tmall orders with items)", orm_s, orm_rows))
     print()
     print(f"import / bare COPY: {import_s / copy_s:.2f}x (target <= 2x)")
+    print(f"import / bare COPY without foreign keys: {import_s / index_copy_s:.2f}x")
     print(f"import vs ORM: {import_rate / orm_rate:.1f}x faster (target >= 4x)")
     print(f"re-import / import: {reimport_s / import_s:.0%} (target <= 60%)")
     print(f"peak RSS: {rss:,.0f} MB (target < 1,500 MB)")

@@ -648,8 +648,9 @@ async def _load_staged(
         await _copy(session, "stage_items", snapshot.items.select(_ITEM_COLUMNS))
     with _timed(counts, "stage_s"):
         # Temporary tables get no statistics on their own: without them every join plans blind.
-        await session.execute(text("ANALYZE stage_orders"))
-        await session.execute(text("ANALYZE stage_items"))
+        # Only the join keys: the wide columns (ciphertexts, titles) cost most of an ANALYZE.
+        await session.execute(text("ANALYZE stage_orders (order_no, ident_key, ident_shop)"))
+        await session.execute(text("ANALYZE stage_items (order_no)"))
         await session.execute(text(_EXISTING), params)
     with _timed(counts, "identity_s"):
         await session.execute(text("DROP TABLE IF EXISTS stage_ident"))
@@ -738,6 +739,26 @@ async def _load_new(
                 )
         ids.append(rows.select("order_no", "id"))
         del rows
+    facts = None
+    if unlisted is not None:
+        # Every buyer in the map has an order of this snapshot.
+        matched = customers.filter(~pl.col("created")).get_column("customer_id")
+        unlisted.customers.update(map(uuid.UUID, matched))
+        created = customers.filter(pl.col("created")).get_column("customer_id")
+        unlisted.created = list(map(uuid.UUID, created))
+        # Computed in a thread while the database takes the items.
+        rules = await category_rules(session, target.tenant_id)
+        facts = asyncio.ensure_future(
+            asyncio.to_thread(
+                new_customer_facts,
+                pl.concat(bought),
+                snapshot.items,
+                rules,
+                target.platform,
+                target.shop_id,
+            )
+        )
+        del bought
     with _timed(counts, "items_s"):
         # Only the order id column is new: the item columns are COPYed from the parsed frame.
         order_ids = (
@@ -754,24 +775,15 @@ async def _load_new(
         )
         if order_ids.null_count():  # lines of orders this snapshot does not have
             items = items.filter(pl.col("order_id").is_not_null())
-        await _copy(session, "order_items", items)
+        try:
+            await _copy(session, "order_items", items)
+        finally:
+            if facts is not None and not facts.done():
+                await asyncio.wait([facts])  # the thread's result is awaited below
         counts.items_written += items.height
-    if unlisted is not None:
-        # Every buyer in the map has an order of this snapshot.
-        matched = customers.filter(~pl.col("created")).get_column("customer_id")
-        unlisted.customers.update(map(uuid.UUID, matched))
-        created = customers.filter(pl.col("created")).get_column("customer_id")
-        unlisted.created = list(map(uuid.UUID, created))
+    if unlisted is not None and facts is not None:
         with _timed(counts, "facts_s"):
-            rules = await category_rules(session, target.tenant_id)
-            unlisted.facts, unlisted.months = await asyncio.to_thread(
-                new_customer_facts,
-                pl.concat(bought),
-                snapshot.items,
-                rules,
-                target.platform,
-                target.shop_id,
-            )
+            unlisted.facts, unlisted.months = await facts
 
 
 async def _prepared_slices(

@@ -48,8 +48,13 @@ WITH mine AS (
            o.receiver_name_masked AS name, o.receiver_phone_masked AS phone, o.province, o.city
     FROM orders o
     WHERE o.tenant_id = :tenant_id AND o.customer_id IS NOT NULL
-      AND o.receiver_phone_masked IN (SELECT phone FROM mine)
       AND o.receiver_name_masked IS NOT NULL AND o.city IS NOT NULL
+      -- Only orders that can pair with one of mine (same phone, surname and city, another
+      -- platform) are sorted for DISTINCT: a first import of a tenant's only platform has none.
+      AND EXISTS (SELECT FROM mine m
+                  WHERE m.phone = o.receiver_phone_masked
+                    AND m.surname = left(o.receiver_name_masked, 1)
+                    AND m.city = o.city AND m.platform <> o.platform)
 ), pairs AS (
     SELECT DISTINCT ON (a_id, b_id) * FROM (
         SELECT CASE WHEN m.platform < t.platform THEN m.customer_id ELSE t.customer_id END AS a_id,

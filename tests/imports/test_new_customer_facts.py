@@ -4,15 +4,19 @@ must give the same rows: after any import, a full SQL refresh of the tenant rewr
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
 from app.runtime import Runtime
+from app.services import facts
 from app.services.facts import refresh_customer_facts
 from tests.factories import TenantCtx, TenantFactory
 
@@ -224,3 +228,41 @@ async def test_created_customers_get_facts_from_the_import(
     assert by_customer[bob["customer_id"]] == [
         ("2024-04-01", 1, 0, datetime(2024, 4, 5, 2, 0, tzinfo=UTC))
     ]
+
+
+def test_facts_in_parts_equal_facts_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big import's customers are aggregated in parts (memory); the rows are the same."""
+    rng = random.Random(7)
+    n = 3000
+    orders = pl.DataFrame(
+        {
+            "order_no": [f"O{i}" for i in range(n)],
+            "customer_id": [str(uuid.UUID(int=rng.randrange(400))) for _ in range(n)],
+            "status": [rng.choice(STATUSES) for _ in range(n)],
+            "paid_at": [
+                datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=rng.randrange(9000))
+                if rng.random() < 0.9
+                else None
+                for _ in range(n)
+            ],
+            "paid_fen": [rng.randrange(10_000) for _ in range(n)],
+            "refund_fen": [rng.choice([0, 0, 100]) for _ in range(n)],
+        },
+        schema_overrides={"paid_at": pl.Datetime("us", "UTC")},
+    ).select("order_no", "customer_id", *facts.order_fact_columns())
+    items = pl.DataFrame(
+        {
+            "order_no": [f"O{rng.randrange(n)}" for _ in range(5000)],
+            "merchant_code": [rng.choice(CODES) for _ in range(5000)],
+            "title": [rng.choice(TITLES) for _ in range(5000)],
+        }
+    )
+    rules = [facts.CategoryRule(r["match"], r["pattern"], r["category"]) for r in RULES]
+    shop = uuid.uuid4()
+    whole = facts.new_customer_facts(orders, items, rules, "tmall", shop)
+    monkeypatch.setattr(facts, "_PART_ORDERS", 700)
+    parts = facts.new_customer_facts(orders, items, rules, "tmall", shop)
+    assert whole[0].height == 400
+    for once, split in zip(whole, parts, strict=True):
+        keys = once.columns[:2]
+        assert once.sort(keys).equals(split.sort(keys))

@@ -288,3 +288,20 @@ async def test_upload_with_idempotency_key_runs_once(
     assert listed[0]["status"] == "succeeded"
     uploads = runtime.settings.data_dir / "uploads" / str(tenant.tenant_id)
     assert list(uploads.iterdir()) == []
+
+
+async def test_a_first_export_whose_every_row_is_rejected_imports_nothing(
+    tenant: TenantCtx, run_jobs: RunJobs, runtime: Runtime, tmp_path: Any
+) -> None:
+    """Into a shop without orders (the COPY path), with no order left to load."""
+    shop = await tenant.shop("pinduoduo")
+    source = sample_files(SETS[0], "pdd")[0]
+    header = source.read_bytes().splitlines(keepends=True)[0]
+    path = tmp_path / source.name
+    path.write_bytes(header + b"240601-1,too,few,fields\r\n240601-2,too,few\r\n")
+    done = await import_files(tenant, run_jobs, [path], "pinduoduo", shop["id"])
+    assert done["counts"]["rejected"] == 2
+    assert (done["counts"]["orders_created"], done["counts"]["customers_created"]) == (0, 0)
+    stored = await table_snapshot(runtime, tenant.tenant_id)
+    assert stored["orders"] == []
+    assert stored["customers"] == []

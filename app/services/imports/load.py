@@ -767,6 +767,8 @@ async def _load_new(
         # Computed while the SQL refresh and the merge suggestions run (load_snapshots); after
         # the items, not beside them: computed while they were COPYed, a 1M-order import's
         # peak memory rose by 0.1 GB.
+        if not bought:  # no order left to load (every row rejected)
+            return
         rules = await category_rules(session, target.tenant_id)
         unlisted.facts = asyncio.ensure_future(
             asyncio.to_thread(

@@ -249,9 +249,9 @@ def _categories(items: pl.DataFrame, rules: Sequence[CategoryRule]) -> pl.DataFr
     return pl.concat(pairs).unique()
 
 
-# Customers' orders aggregated at once: at 1,000,000 orders in one go the aggregation's
-# temporaries (each item line with its customer, per-customer distinct titles) added 0.4 GB to
-# the import's peak memory.
+# Orders aggregated per part, the parts split by customer: 1,000,000 orders in one go, the
+# aggregation's temporaries (each item line with its customer, per-customer distinct titles)
+# added 0.4 GB to the import's peak memory.
 _PART_ORDERS = 250_000
 
 

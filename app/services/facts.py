@@ -262,30 +262,27 @@ def new_customer_facts(
     platform: str,
     shop_id: uuid.UUID,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """`_new_customer_facts` over parts of about `_PART_ORDERS` orders, split by customer."""
-    parts = max(1, -(-orders.height // _PART_ORDERS))
-    if parts == 1:
-        return _new_customer_facts(orders, items, rules, platform, shop_id)
-    part = pl.col("customer_id").hash() % parts
-    results = [
-        _new_customer_facts(orders.filter(part == n), items, rules, platform, shop_id)
-        for n in range(parts)
-    ]
-    return pl.concat(f for f, _ in results), pl.concat(m for _, m in results)
-
-
-def _new_customer_facts(
-    orders: pl.DataFrame,
-    items: pl.DataFrame,
-    rules: Sequence[CategoryRule],
-    platform: str,
-    shop_id: uuid.UUID,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Facts and months rows (customer_facts and customer_months columns but tenant_id and
     updated_at) of customers whose every order is in `orders` (customer_id, order_no and
     `order_fact_columns`), all of one shop; `items` has the order_no, merchant_code and title
     of their item lines. Array columns come as PostgreSQL array input (`_array`), ready to COPY.
-    """
+    Aggregated in parts of about `_PART_ORDERS` orders, split by customer."""
+    shop = {"platforms": _literal([str(platform)]), "shop_ids": _literal([str(shop_id)])}
+    parts = max(1, -(-orders.height // _PART_ORDERS))
+    if parts == 1:
+        return _part_facts(orders, items, rules, shop)
+    part = pl.col("customer_id").hash() % parts
+    results = [_part_facts(orders.filter(part == n), items, rules, shop) for n in range(parts)]
+    return pl.concat(f for f, _ in results), pl.concat(m for _, m in results)
+
+
+def _part_facts(
+    orders: pl.DataFrame,
+    items: pl.DataFrame,
+    rules: Sequence[CategoryRule],
+    shop: dict[str, str],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`new_customer_facts` of one part; `shop`: the platforms and shop_ids of a buyer."""
     buying = pl.col("buying")
     agg = orders.group_by("customer_id").agg(
         pl.col("buying").sum().cast(pl.Int64).alias("order_count"),
@@ -332,14 +329,7 @@ def _new_customer_facts(
             "first_order_at",
             "last_order_at",
             "previous_order_at",
-            pl.when(bought)
-            .then(pl.lit(_literal([str(platform)])))
-            .otherwise(empty)
-            .alias("platforms"),
-            pl.when(bought)
-            .then(pl.lit(_literal([str(shop_id)])))
-            .otherwise(empty)
-            .alias("shop_ids"),
+            *(pl.when(bought).then(pl.lit(v)).otherwise(empty).alias(c) for c, v in shop.items()),
             *(
                 pl.col(c).fill_null(empty)
                 for c in ("merchant_codes", "product_titles", "categories")

@@ -29,7 +29,7 @@ from app.services.rollups import lock_rollups
 
 _BUYING = "o.paid_at IS NOT NULL AND o.status <> 'pending_payment'"
 _REFUND_STATUSES = ("refunding", "refunded", "partially_refunded")
-_REFUNDED = f"(o.refund_fen > 0 OR o.status IN {_REFUND_STATUSES})"
+_REFUNDED = f"(o.refund_fen > 0 OR o.status IN ({', '.join(map(repr, _REFUND_STATUSES))}))"
 
 _REFRESH = text(
     f"""

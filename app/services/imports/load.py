@@ -108,15 +108,15 @@ class LoadCounts:
 class _Unlisted:
     """What the COPY path created without listing it in load_touched: the orders of a load's
     last snapshot, which no later statement of the load reads back. The customers it created
-    have no other orders, so their facts and months come computed from its frames (`facts`);
-    the customers it matched (`customers`) are refreshed in SQL."""
+    have no other orders, so their facts and months are computed from its frames (`bought`,
+    `items`); the customers it matched (`customers`) are refreshed in SQL."""
 
     orders: int = 0
     customers: set[uuid.UUID] = field(default_factory=set)
     created: list[uuid.UUID] = field(default_factory=list)
     order_ids: list[pl.Series] = field(default_factory=list)
-    # Their facts and months, computed in a thread while the database works on the rest.
-    facts: asyncio.Future[tuple[pl.DataFrame, pl.DataFrame]] | None = None
+    bought: pl.DataFrame | None = None  # the created customers' orders, `order_fact_columns`
+    items: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -764,22 +764,8 @@ async def _load_new(
         unlisted.customers.update(map(uuid.UUID, matched))
         created = customers.filter(pl.col("created")).get_column("customer_id")
         unlisted.created = list(map(uuid.UUID, created))
-        # Computed while the SQL refresh and the merge suggestions run (load_snapshots); after
-        # the items, not beside them: computed while they were COPYed, a 1M-order import's
-        # peak memory rose by 0.1 GB.
-        if not bought:  # no order left to load (every row rejected)
-            return
-        rules = await category_rules(session, target.tenant_id)
-        unlisted.facts = asyncio.ensure_future(
-            asyncio.to_thread(
-                new_customer_facts,
-                pl.concat(bought),
-                snapshot.items,
-                rules,
-                target.platform,
-                target.shop_id,
-            )
-        )
+        if bought:  # none when every row was rejected
+            unlisted.bought, unlisted.items = pl.concat(bought), snapshot.items
 
 
 async def _prepared_slices(
@@ -836,18 +822,16 @@ async def _resolved_customers(session: AsyncSession) -> pl.DataFrame:
         "ident_key": pl.String(),
         "ident_shop": pl.String(),
         "customer_id": pl.String(),
-        "created": pl.Int8(),
+        "created": pl.Boolean(),
     }
     with tempfile.TemporaryDirectory(prefix="kezhan-copy-") as folder:
         path = Path(folder) / "customers.csv"
         await driver.copy_from_query(
-            "SELECT ident_key, ident_shop, customer_id, (via = 'new')::int FROM stage_ident",
+            "SELECT ident_key, ident_shop, customer_id, (via = 'new')::text FROM stage_ident",
             output=path,
             format="csv",
         )
-        return pl.read_csv(
-            path, has_header=False, new_columns=list(schema), schema=schema
-        ).with_columns(pl.col("created").cast(pl.Boolean))
+        return pl.read_csv(path, has_header=False, new_columns=list(schema), schema=schema)
 
 
 async def _store_rejections(
@@ -936,6 +920,22 @@ async def load_snapshots(
     touched = list(
         unlisted.customers.union((await session.scalars(text(_TOUCHED_CUSTOMERS))).all())
     )
+    facts = None
+    if unlisted.bought is not None and unlisted.items is not None:
+        # In a thread while the SQL refresh and the merge suggestions run; after the items
+        # COPY, not beside it: computed while they were COPYed, a 1M-order import's peak
+        # memory rose by 0.1 GB.
+        rules = await category_rules(session, target.tenant_id)
+        facts = asyncio.ensure_future(
+            asyncio.to_thread(
+                new_customer_facts,
+                unlisted.bought,
+                unlisted.items,
+                rules,
+                target.platform,
+                target.shop_id,
+            )
+        )
     try:
         with _timed(counts, "facts_s"):
             await refresh_customer_facts(session, target.tenant_id, touched)
@@ -943,11 +943,12 @@ async def load_snapshots(
             await identities.suggest_merges(
                 session, target.tenant_id, touched + unlisted.created, now
             )
-        with _timed(counts, "facts_s"):
-            await _write_new_facts(session, target.tenant_id, unlisted)
+        if facts is not None:
+            with _timed(counts, "facts_s"):
+                await _write_new_facts(session, target.tenant_id, *await facts)
     finally:
-        if unlisted.facts is not None and not unlisted.facts.done():
-            await asyncio.wait([unlisted.facts])  # no thread outlives a failed load
+        if facts is not None and not facts.done():
+            await asyncio.wait([facts])  # no thread outlives a failed load
     if orders_changed is not None:
         changed = list((await session.scalars(text(_STATUS_CHANGED))).all())
         changed += [uuid.UUID(i) for ids in unlisted.order_ids for i in ids]
@@ -959,12 +960,9 @@ async def load_snapshots(
 
 
 async def _write_new_facts(
-    session: AsyncSession, tenant_id: uuid.UUID, unlisted: _Unlisted
+    session: AsyncSession, tenant_id: uuid.UUID, facts: pl.DataFrame, months: pl.DataFrame
 ) -> None:
     """COPY the facts and months computed for the customers the load created."""
-    if unlisted.facts is None:
-        return
-    facts, months = await unlisted.facts
     tenant = pl.lit(str(tenant_id)).alias("tenant_id")
     await lock_rollups(session, tenant_id, facts.height)
     await _copy(session, "customer_facts", facts.sort("customer_id").select(tenant, pl.all()))

@@ -106,8 +106,9 @@ class LoadCounts:
 
 @dataclass
 class _Unlisted:
-    """What the COPY path created without listing it in load_touched: the orders of a load's
-    last snapshot, which no later statement of the load reads back. The customers it created
+    """What the COPY path created without listing it in load_touched and load_customers: the
+    orders and customers of a load's last snapshot, which no later statement of the load reads
+    back. The customers it created
     have no other orders, so their facts and months are computed from its frames (`bought`,
     `items`); the customers it matched (`customers`) are refreshed in SQL."""
 
@@ -283,7 +284,7 @@ def prepare_orders(
 
 _BUYER_COLUMNS = [
     "ident_key", "ident_shop", "phone_hash", "phone_enc", "phone_masked", "display_name",
-    "phone_only", "province", "city", "district",
+    "phone_only", "province", "city", "district", "customer_id", "identity_id", "via",
 ]  # fmt: skip
 
 
@@ -297,7 +298,8 @@ def prepare_buyers(
     vault: Vault, target: LoadTarget, orders: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The distinct buyers of a snapshot, each as of their latest order (what `_IDENTITIES`
-    picks in SQL), and the `_phones` table the orders' staging frames reuse."""
+    picks in SQL), with the ids a new customer and identity would get, and the `_phones` table
+    the orders' staging frames reuse."""
     tenant_id = target.tenant_id
     phones = _phones(vault, tenant_id, orders["receiver_phone"])
     names = orders["receiver_name"].drop_nulls().unique()
@@ -324,10 +326,15 @@ def prepare_buyers(
         .unique(["ident_key", "ident_shop"], keep="first")
         # In key order, like the DISTINCT ON: the identities' unique index then fills in order.
         .sort("ident_key", "ident_shop")
-        .select(_BUYER_COLUMNS)
         .collect()
     )
-    return buyers, phones
+    take_ids = new_id_batches()
+    buyers = buyers.with_columns(
+        pl.Series("customer_id", take_ids(buyers.height), pl.String()),
+        pl.Series("identity_id", take_ids(buyers.height), pl.String()),
+        pl.lit("new").alias("via"),
+    )
+    return buyers.select(_BUYER_COLUMNS), phones
 
 
 @contextmanager
@@ -372,14 +379,18 @@ TRUNCATE stage_orders, stage_items, load_touched, load_customers;
 """
 
 
-_IDENTITIES = """
+# Each buyer starts as a new customer with its ids picked; the matches below overwrite that.
+_IDENTITIES = f"""
 CREATE TEMP TABLE stage_ident ON COMMIT DROP AS
-SELECT DISTINCT ON (ident_key, ident_shop)
-       ident_key, ident_shop, phone_hash, phone_enc, phone_masked, display_name, phone_only,
-       province, city, district, NULL::uuid AS customer_id, NULL::text AS via
-FROM stage_orders
-WHERE ident_key IS NOT NULL AND prev_customer IS NULL AND accepted
-ORDER BY ident_key, ident_shop, ordered_at DESC NULLS LAST
+SELECT b.*, {UUID7_SQL} AS customer_id, {UUID7_SQL} AS identity_id, 'new'::text AS via
+FROM (
+    SELECT DISTINCT ON (ident_key, ident_shop)
+           ident_key, ident_shop, phone_hash, phone_enc, phone_masked, display_name, phone_only,
+           province, city, district
+    FROM stage_orders
+    WHERE ident_key IS NOT NULL AND prev_customer IS NULL AND accepted
+    ORDER BY ident_key, ident_shop, ordered_at DESC NULLS LAST
+) b
 """
 
 # The same table when the buyers come ready from the parsed frames (a first import).
@@ -387,7 +398,7 @@ _CREATE_IDENT = """
 CREATE TEMP TABLE stage_ident (
     ident_key text, ident_shop uuid, phone_hash bytea, phone_enc bytea, phone_masked text,
     display_name text, phone_only boolean, province text, city text, district text,
-    customer_id uuid, via text
+    customer_id uuid, identity_id uuid, via text
 ) ON COMMIT DROP
 """
 
@@ -409,11 +420,7 @@ FROM (
     GROUP BY value_hash
     HAVING count(DISTINCT customer_id) = 1
 ) m
-WHERE si.customer_id IS NULL AND si.phone_hash = m.value_hash
-"""
-
-_NEW_CUSTOMERS = f"""
-UPDATE stage_ident SET customer_id = {UUID7_SQL}, via = 'new' WHERE customer_id IS NULL
+WHERE si.via = 'new' AND si.phone_hash = m.value_hash
 """
 
 _INSERT_CUSTOMERS = """
@@ -424,10 +431,10 @@ SELECT :tenant_id, customer_id, left(display_name, 200), province, city, distric
 FROM stage_ident WHERE via = 'new'
 """
 
-_INSERT_IDENTITIES = f"""
+_INSERT_IDENTITIES = """
 INSERT INTO customer_identities (tenant_id, id, customer_id, platform, shop_id, buyer_key,
                                  created_at)
-SELECT :tenant_id, {UUID7_SQL}, customer_id, :platform, ident_shop, left(ident_key, 200), now()
+SELECT :tenant_id, identity_id, customer_id, :platform, ident_shop, left(ident_key, 200), now()
 FROM stage_ident WHERE via IN ('new', 'phone') AND NOT phone_only
 ON CONFLICT DO NOTHING
 """
@@ -654,7 +661,7 @@ async def _load_staged(
     with _timed(counts, "identity_s"):
         await session.execute(text("DROP TABLE IF EXISTS stage_ident"))
         await session.execute(text(_IDENTITIES), params)
-        await _match_buyers(session, params)
+        await _match_buyers(session, params, listed=True)
     with _timed(counts, "upsert_s"):
         await session.execute(text(_INSERT_NEW), params)
         await session.execute(text(_UPDATE_KNOWN), params)
@@ -690,7 +697,7 @@ async def _load_new(
         await session.execute(text(_CREATE_IDENT))
         await _copy(session, "stage_ident", buyers)
         del buyers
-        await _match_buyers(session, params)
+        await _match_buyers(session, params, listed=unlisted is None)
         customers = await _resolved_customers(session)
     source_time = snapshot.source_time.isoformat() if snapshot.source_time else None
     constants = [
@@ -800,19 +807,20 @@ async def _prepared_slices(
                 await pending
 
 
-async def _match_buyers(session: AsyncSession, params: dict[str, Any]) -> None:
-    """Give every buyer in stage_ident a customer: by identity, by phone, else a new one."""
+async def _match_buyers(session: AsyncSession, params: dict[str, Any], listed: bool) -> None:
+    """Give every buyer in stage_ident a customer: by identity, by phone, else the new one it
+    came with. `listed`: the customers go into load_customers (else the caller counts them)."""
     await session.execute(text("ANALYZE stage_ident"))
     for statement in (
         _MATCH_IDENTITY,
         _MATCH_PHONE,
-        _NEW_CUSTOMERS,
         _INSERT_CUSTOMERS,
         _INSERT_IDENTITIES,
         _INSERT_CONTACTS,
-        _RESOLVED,
     ):
         await session.execute(text(statement), params)
+    if listed:
+        await session.execute(text(_RESOLVED))
 
 
 async def _resolved_customers(session: AsyncSession) -> pl.DataFrame:
@@ -913,10 +921,10 @@ async def load_snapshots(
     # Every order number any snapshot listed, counted once.
     seen = pl.concat([s.orders.select("order_no") for s in ordered])["order_no"].n_unique()
     counts.orders_unchanged = seen - counts.orders_created - counts.orders_updated
-    counts.customers_created, counts.customers_matched = (
-        row.customers_created,
-        row.customers_matched,
-    )
+    # A last snapshot loaded by COPY counts its customers itself; no earlier snapshot of the
+    # load wrote an order (else the shop would have had some), so none listed a customer.
+    counts.customers_created = row.customers_created + len(unlisted.created)
+    counts.customers_matched = row.customers_matched + len(unlisted.customers)
     touched = list(
         unlisted.customers.union((await session.scalars(text(_TOUCHED_CUSTOMERS))).all())
     )

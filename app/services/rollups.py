@@ -11,6 +11,10 @@ every write until compacted; the sums never change. Compaction deletes the rows 
 inserts their sums in one statement: rows other transactions add meanwhile are not in its
 snapshot and stay for the next one. It holds the tenant's lock exclusively, like a rebuild, so
 two of them never fold the same rows.
+
+A writer that changes most of a tenant's customers in several large statements (a first big
+import: customers, then their facts) would rebuild the rollups at each; it defers them instead
+and rebuilds once before it commits (`defer_rollups`, `finish_rollups`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ LARGE = 10_000  # as `_LARGE` in migrations/versions/0013_customer_rollups.py
 
 # The triggers' own lock function (migration 0013), taken exclusively.
 _LOCK = text("SELECT customer_rollups_lock(:t, true)")
+
+_DEFER = text("SELECT customer_rollups_defer(:t, :n)")
+_FINISH = text("SELECT customer_rollups_finish(:t)")
 
 _KEY = "tenant_id, province, city, rfm_r, rfm_f, rfm_group, stage"
 
@@ -47,6 +54,20 @@ async def lock_rollups(session: AsyncSession, tenant_id: uuid.UUID, rows: int) -
     statement, the tenant's rollup lock now, before any row lock (held until commit)."""
     if rows >= LARGE:
         await session.execute(_LOCK, {"t": tenant_id})
+
+
+async def defer_rollups(session: AsyncSession, tenant_id: uuid.UUID, customers: int) -> bool:
+    """Before a writer's statements change `customers` of the tenant's customers: when that is
+    `LARGE` or more and at least half the tenant (each statement would rebuild the rollups),
+    takes the tenant's lock and leaves its rollups alone until `finish_rollups`, which the
+    writer must call before it commits (migration 0016). True while deferred."""
+    deferred = await session.scalar(_DEFER, {"t": tenant_id, "n": customers})
+    return bool(deferred)
+
+
+async def finish_rollups(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """The one rebuild of a tenant whose rollups `defer_rollups` left alone (else nothing)."""
+    await session.execute(_FINISH, {"t": tenant_id})
 
 
 async def compact_rollups(session: AsyncSession, tenant_id: uuid.UUID) -> None:

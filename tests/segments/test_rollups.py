@@ -16,13 +16,22 @@ from typing import Any
 from sqlalchemy import text
 
 from app.runtime import Runtime
+from app.services.demo_exports import write_pdd_export
 from app.services.facts import refresh_customer_facts
-from app.services.rollups import LARGE, compact_rollups, lock_rollups
+from app.services.imports import pipeline
+from app.services.rollups import (
+    LARGE,
+    compact_rollups,
+    defer_rollups,
+    finish_rollups,
+    lock_rollups,
+)
 from app.services.segments import query
 from app.services.segments.compiler import compile_filter
 from app.services.segments.fields import QueryContext
 from tests.conftest import TestClock
 from tests.factories import TenantCtx, TenantFactory
+from tests.imports.helpers import upload
 from tests.segments.orders import keep_on_merge, recompute
 
 NOW = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)
@@ -59,6 +68,11 @@ def _keyed(rows: list[Any]) -> dict[tuple[Any, ...], tuple[int, int, int]]:
 
 
 async def _assert_exact(runtime: Runtime, tenant: TenantCtx) -> dict[tuple[Any, ...], Any]:
+    async with runtime.sessions() as session:
+        # Fresh statistics: planned on stale ones (a server without autovacuum), the count from
+        # scratch over 30,000 customers just written took minutes (nested loops).
+        await session.execute(text("ANALYZE customers, customer_facts, customer_scores"))
+        await session.commit()
     async with runtime.read_sessions() as session:
         params = {"t": tenant.tenant_id}
         expected = _keyed(list((await session.execute(text(_FROM_SCRATCH), params)).all()))
@@ -444,3 +458,87 @@ async def test_a_large_writer_takes_the_triggers_tenant_lock_up_front(
         await small.commit()
     for owner in (tenant, other):
         await _assert_exact(runtime, owner)
+
+
+_THIRTY_THOUSAND_CUSTOMERS = """
+    INSERT INTO customers (tenant_id, id, display_name, province, city, tags, attributes,
+                           version, created_at, updated_at)
+    SELECT :t, gen_random_uuid(), 'c' || i, (ARRAY['浙江省', '广东省', NULL])[1 + i % 3],
+           (ARRAY['杭州市', '广州市', NULL])[1 + i % 3], '{}', '{}', 1, now(), now()
+    FROM generate_series(1, 30000) i"""
+_FACTS_OF_TWENTY_THOUSAND = """
+    INSERT INTO customer_facts (tenant_id, customer_id, order_count, total_spent_fen,
+                                refund_count, refund_fen)
+    SELECT :t, id, 1 + (hashtext(id::text) & 3), 100 + (hashtext(id::text) & 1023), 0, 0
+    FROM (SELECT id FROM customers WHERE tenant_id = :t ORDER BY id LIMIT 20000) c"""
+_ROWS = "SELECT count(*) FROM customer_rollups WHERE tenant_id = :t"
+
+
+async def test_a_writer_of_most_of_a_tenant_defers_the_rollups_and_rebuilds_them_once(
+    tenants: TenantFactory, runtime: Runtime
+) -> None:
+    """`defer_rollups` for `LARGE` customers or more and at least half the tenant: the
+    triggers leave its rollups alone, other writers wait for the tenant's lock, and
+    `finish_rollups` rebuilds them once (one row per key); the next transaction is not
+    deferred."""
+    tenant, other = await tenants.create(), await tenants.create()
+    t, tenant_id = {"t": tenant.tenant_id}, uuid.UUID(str(tenant.tenant_id))
+    write = text(
+        "UPDATE customers SET city = '宁波市' WHERE tenant_id = :t AND display_name = 'c0'"
+    )
+    async with runtime.sessions() as session:
+        await session.execute(text(_THIRTY_THOUSAND_CUSTOMERS.replace("(1, 30000)", "(0, 0)")), t)
+        await session.commit()
+        before = await session.scalar(text(_ROWS), t)
+    async with runtime.sessions() as session, runtime.sessions() as small:
+        assert not await defer_rollups(session, tenant_id, LARGE - 1)
+        assert await defer_rollups(session, tenant_id, LARGE)
+        assert await defer_rollups(session, tenant_id, 1)  # deferred until the end
+        assert not await defer_rollups(session, uuid.UUID(str(other.tenant_id)), LARGE)
+        await session.execute(text(_THIRTY_THOUSAND_CUSTOMERS), t)
+        await session.execute(text(_FACTS_OF_TWENTY_THOUSAND), t)
+        assert await session.scalar(text(_ROWS), t) == before  # no statement added any
+        waiting = asyncio.create_task(small.execute(write, t))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # the tenant's lock is held (the write to c0 waits)
+        await finish_rollups(session, tenant_id)
+        await session.commit()
+        await waiting
+        await small.commit()
+    summed = await _assert_exact(runtime, tenant)
+    assert sum(v[0] for v in summed.values()) == 30001
+    assert sum(v[1] for v in summed.values()) == 20000
+    async with runtime.sessions() as session:
+        assert await session.scalar(text("SELECT customer_rollups_deferred()")) is None
+        keys = await session.scalar(text(_ROWS), t)
+        # 15,000 changed customers are less than half the tenant's 30,001: not deferred.
+        assert not await defer_rollups(session, tenant_id, 15_000)
+        one = "UPDATE customers SET city = '温州市' WHERE tenant_id = :t AND display_name = 'c3'"
+        await session.execute(text(one), t)
+        assert await session.scalar(text(_ROWS), t) > keys  # the triggers' deltas
+        assert await defer_rollups(session, tenant_id, 15_001)
+        await session.rollback()
+    await _assert_exact(runtime, tenant)
+
+
+async def test_a_first_large_import_rebuilds_the_rollups_once_and_exactly(
+    tenants: TenantFactory, runtime: Runtime, tmp_path: Path
+) -> None:
+    """An export of over `LARGE` buyers into an empty tenant: the load defers the rollups and
+    rebuilds them at its end; right after the import (before any recompute), they count every
+    customer, buyer and fen, one row per key."""
+    tenant = await tenants.create()
+    shop = (await tenant.shop("pinduoduo"))["id"]
+    written = write_pdd_export(tmp_path, 40_000, seed=3)
+    assert written.distinct_buyers > LARGE
+    response = await upload(tenant, written.files, "pinduoduo", shop)
+    assert response.status_code == 202, response.text
+    import_id = uuid.UUID(response.json()["id"])
+    await pipeline.run_import(runtime, uuid.UUID(str(tenant.tenant_id)), import_id)
+    done = await tenant.request("GET", response.headers["location"])
+    assert done.json()["status"] == "succeeded", done.text
+    summed = await _assert_exact(runtime, tenant)
+    assert sum(v[0] for v in summed.values()) == done.json()["counts"]["customers_created"]
+    async with runtime.read_sessions() as session:
+        rows = await session.scalar(text(_ROWS), {"t": tenant.tenant_id})
+    assert rows == len(summed)

@@ -38,7 +38,7 @@ from app.services.facts import (
     refresh_customer_facts,
 )
 from app.services.imports.export import ITEM_SCHEMA, ORDER_SCHEMA, REJECTION_SCHEMA
-from app.services.rollups import lock_rollups
+from app.services.rollups import defer_rollups, finish_rollups, lock_rollups
 
 FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 Progress = Callable[[int], Awaitable[None]]
@@ -811,13 +811,13 @@ async def _match_buyers(session: AsyncSession, params: dict[str, Any], listed: b
     """Give every buyer in stage_ident a customer: by identity, by phone, else the new one it
     came with. `listed`: the customers go into load_customers (else the caller counts them)."""
     await session.execute(text("ANALYZE stage_ident"))
-    for statement in (
-        _MATCH_IDENTITY,
-        _MATCH_PHONE,
-        _INSERT_CUSTOMERS,
-        _INSERT_IDENTITIES,
-        _INSERT_CONTACTS,
-    ):
+    await session.execute(text(_MATCH_IDENTITY), params)
+    await session.execute(text(_MATCH_PHONE), params)
+    # Every buyer's customer gets new facts: when they are most of the tenant, its rollups are
+    # rebuilt once at the end of the load instead of at each large statement.
+    buyers = await session.scalar(text("SELECT count(*) FROM stage_ident"))
+    await defer_rollups(session, params["tenant_id"], int(buyers or 0))
+    for statement in (_INSERT_CUSTOMERS, _INSERT_IDENTITIES, _INSERT_CONTACTS):
         await session.execute(text(statement), params)
     if listed:
         await session.execute(text(_RESOLVED))
@@ -963,6 +963,8 @@ async def load_snapshots(
         if changed:
             with _timed(counts, "hooks_s"):
                 await orders_changed(session, target.tenant_id, changed, now)
+    with _timed(counts, "facts_s"):
+        await finish_rollups(session, target.tenant_id)
     counts.timings["load_s"] = time.perf_counter() - started
     return counts
 

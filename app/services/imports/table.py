@@ -132,8 +132,9 @@ def _lines(path: Path) -> pl.LazyFrame:
 
 def _stats(text: pl.Expr) -> list[pl.Expr]:
     return [
-        # commas outside quoted cells (counting matches allocates no text)
-        (text.str.count_matches(r'"[^"]*"|,') - text.str.count_matches(r'"[^"]*"') + 1)
+        # commas outside quoted cells: one regex pass (dropping the quoted runs) and a literal
+        # count took 1.1 s on a 1M-line list, counting two regexes' matches 1.6 s
+        (text.str.replace_all(r'"[^"]*"', "").str.count_matches(",", literal=True) + 1)
         .cast(pl.Int64)
         .alias("fields"),
         text.str.contains(BLANK_RE).alias("blank"),

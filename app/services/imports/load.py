@@ -284,7 +284,7 @@ def prepare_orders(
 
 _BUYER_COLUMNS = [
     "ident_key", "ident_shop", "phone_hash", "phone_enc", "phone_masked", "display_name",
-    "phone_only", "province", "city", "district", "customer_id", "identity_id", "via",
+    "phone_only", "province", "city", "district",
 ]  # fmt: skip
 
 
@@ -326,15 +326,17 @@ def prepare_buyers(
         .unique(["ident_key", "ident_shop"], keep="first")
         # In key order, like the DISTINCT ON: the identities' unique index then fills in order.
         .sort("ident_key", "ident_shop")
+        # Selected before collecting: the sort then carries only these columns (a 1M-order
+        # import's peak was 0.3 GB higher when it carried every column of the orders).
+        .select(_BUYER_COLUMNS)
         .collect()
     )
     take_ids = new_id_batches()
-    buyers = buyers.with_columns(
+    return buyers.with_columns(
         pl.Series("customer_id", take_ids(buyers.height), pl.String()),
         pl.Series("identity_id", take_ids(buyers.height), pl.String()),
         pl.lit("new").alias("via"),
-    )
-    return buyers.select(_BUYER_COLUMNS), phones
+    ), phones
 
 
 @contextmanager

@@ -108,9 +108,9 @@ class LoadCounts:
 class _Unlisted:
     """What the COPY path created without listing it in load_touched and load_customers: the
     orders and customers of a load's last snapshot, which no later statement of the load reads
-    back. The customers it created
-    have no other orders, so their facts and months are computed from its frames (`bought`,
-    `items`); the customers it matched (`customers`) are refreshed in SQL."""
+    back. The customers it created have no other orders, so their facts and months are
+    computed from its frames (`bought`, `items`); the customers it matched (`customers`) are
+    refreshed in SQL."""
 
     orders: int = 0
     customers: set[uuid.UUID] = field(default_factory=set)

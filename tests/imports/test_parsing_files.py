@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import zipfile
@@ -10,7 +11,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from app.services.imports import table
+from app.services.imports import decode, table
+from app.services.imports.decode import Encoding
 from app.services.imports.export import ExportFileError
 from app.services.imports.parse import parse_export, sniff
 
@@ -381,5 +383,58 @@ def test_records_sharing_a_hash_are_compared_by_text_so_no_row_is_lost(tmp_path:
             "hash": pl.Series([7, 7, 7], dtype=pl.UInt64),  # as if all three collided
         }
     )
-    kept = table._first_copies("t.csv", path, colliding)
-    assert kept.to_list() == [True, True, False]
+    _, lines, _ = table._record_stats("t.csv", path)
+    assert lines.height == 4  # a short file's lines are all kept from the first scan
+    none_kept = lines.clear()  # the texts read back from the file instead
+    for kept in (lines, none_kept):
+        first = table._first_copies("t.csv", path, colliding, kept)
+        assert first.to_list() == [True, True, False]
+
+
+def test_a_record_over_several_lines_is_measured_whole_from_kept_or_re_read_lines(
+    tmp_path: Path,
+) -> None:
+    """Lines with an odd number of quotes open and close a multi-line record and are kept by
+    the first scan; a record with lines in between (not kept) is re-read from the file."""
+    body = "".join(f'{n},x,"y"\n' for n in range(300))
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "a,b,c\n" + body + '1,"two\nlines",z\n2,"three\nline\nrecord",z\n3,ok,z\n',
+        encoding="utf-8",
+    )
+    records, kept, _ = table._record_stats("t.csv", path)
+    tail = records.tail(3).select(table.LINE, table.END, "fields").rows()
+    assert tail == [(302, 303, 3), (304, 306, 3), (307, 307, 3)]
+    assert 305 not in kept.get_column(table.LINE).to_list()  # no quote: not kept
+    texts = table._texts("t.csv", path, records.tail(3).head(2), kept)
+    assert texts.get_column(table.RAW).to_list() == [
+        '1,"two\nlines",z',
+        '2,"three\nline\nrecord",z',
+    ]
+
+
+@pytest.mark.parametrize("iconv", [True, False], ids=["iconv", "python-codec"])
+def test_both_transcoders_give_the_same_utf8_and_the_same_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, iconv: bool
+) -> None:
+    """`iconv` transcodes where the system has it; Python's codec where it has not, and to
+    name the line of bytes `iconv` refused."""
+    if not iconv:
+        monkeypatch.setattr(decode.shutil, "which", lambda _: None)
+    elif decode.shutil.which("iconv") is None:
+        pytest.skip("no iconv on this machine")
+    gb = TMALL_LIST.read_bytes()
+    utf16 = tmp_path / "utf16.csv"
+    utf16.write_bytes(codecs.BOM_UTF16_LE + gb.decode("gb18030").encode("utf-16-le"))
+    for path, encoding in ((TMALL_LIST, Encoding("gb18030", 0)), (utf16, Encoding("utf-16-le", 2))):
+        with decode.utf8_file(path, encoding) as utf8:
+            assert utf8.read_bytes() == gb.decode("gb18030").encode()
+    broken = tmp_path / LIST_NAME
+    cut = gb.index(b"\n", 2000) + 1
+    broken.write_bytes(gb[:cut] + b"\x80\xff" + gb[cut:])
+    line = gb[:cut].count(b"\n") + 1
+    with (
+        pytest.raises(ExportFileError, match=f"line {line} are not valid gb18030"),
+        decode.utf8_file(broken, Encoding("gb18030", 0)),
+    ):
+        pass

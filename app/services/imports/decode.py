@@ -1,14 +1,19 @@
 """Bytes to UTF-8: container sniffing and encoding detection for marketplace export files.
 
 Order of trust (format notes, section 5): a BOM decides; else strict UTF-8; else GB18030 (a
-superset of GBK, so GBK files decode too). Whole files are transcoded in chunks by the C codecs,
-never line by line in Python, into a temporary file polars then reads memory-mapped.
+superset of GBK, so GBK files decode too). Whole files are transcoded into a temporary file
+polars then reads: by the system's `iconv` (a separate process, 2.6x faster than Python's codec
+on a 1M-order list, docs/benchmarks.md) where it exists, else by Python's C codecs in chunks;
+never line by line in Python. When `iconv` refuses the bytes, Python's codec reads them again
+to name the line of the first bad one (and decides: an encoding it accepts is not refused).
 """
 
 from __future__ import annotations
 
 import codecs
 import os
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,7 +104,37 @@ def utf8_file(path: Path, encoding: Encoding) -> Iterator[Path]:
         target.unlink(missing_ok=True)
 
 
+# Python codec names -> iconv's (glibc, musl and libiconv know these).
+ICONV_NAMES = {
+    "gb18030": "GB18030",
+    "utf-16-le": "UTF-16LE",
+    "utf-16-be": "UTF-16BE",
+    "utf-32-le": "UTF-32LE",
+    "utf-32-be": "UTF-32BE",
+}
+
+
 def _transcode(name: str, source: BinaryIO, out: BinaryIO, encoding: str) -> None:
+    """Source (positioned after any BOM) to UTF-8 in `out` (empty), or ExportFileError."""
+    iconv = shutil.which("iconv")
+    if iconv is not None and encoding in ICONV_NAMES:
+        start = source.tell()
+        done = subprocess.run(
+            [iconv, "-f", ICONV_NAMES[encoding], "-t", "UTF-8"],
+            stdin=source,
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        if done.returncode == 0:
+            return
+        source.seek(start)
+        out.seek(0)
+        out.truncate()
+    _codec_transcode(name, source, out, encoding)
+
+
+def _codec_transcode(name: str, source: BinaryIO, out: BinaryIO, encoding: str) -> None:
     decoder = codecs.getincrementaldecoder(encoding)("strict")
     line = 1
     while chunk := source.read(CHUNK_BYTES):

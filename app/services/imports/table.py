@@ -27,6 +27,8 @@ from app.services.imports.export import REJECTION_SCHEMA, ExportFileError
 from app.services.imports.headers import looks_like_header, unique_names
 
 HEADER_SEARCH_RECORDS = 30
+# Lines whose text the first scan keeps for the header search (title rows, blank lines).
+HEAD_LINES = 200
 RAW_LIMIT = 2000
 LINE = "__line"
 INDEX = "__record"
@@ -87,9 +89,9 @@ def read_csv_table(
     then); the two agree record for record, so no Python object per row is ever built.
     `wanted(header)` names the columns to keep (all by default): a 61-column export is mostly
     columns no one reads, and skipping them halves the memory of a large file."""
-    records, ends_with_newline = _record_stats(file, path)
+    records, kept, ends_with_newline = _record_stats(file, path)
     blank_lines = records.filter(pl.col("blank")).height
-    head = _texts(file, path, records.filter(~pl.col("blank")).head(HEADER_SEARCH_RECORDS))
+    head = _texts(file, path, records.filter(~pl.col("blank")).head(HEADER_SEARCH_RECORDS), kept)
     header_at, _, header_cells = _find_header(head)
     header = unique_names(header_cells)
     columns = sorted(set(wanted(header) if wanted else header), key=header.index)
@@ -102,12 +104,12 @@ def read_csv_table(
             "truncated", f"{file} ends in the middle of a row (line {last[LINE]})", file
         )
     total = records.height
-    records = records.filter(_first_copies(file, path, records))
+    records = records.filter(_first_copies(file, path, records, kept))
     duplicates = total - records.height
     good_mask = pl.col("fields") == len(header)
-    bad = _texts(file, path, records.filter(~good_mask)).select(LINE, RAW)
+    bad = _texts(file, path, records.filter(~good_mask), kept).select(LINE, RAW)
     good = records.filter(good_mask).select(INDEX, LINE, END)
-    del records
+    del records, kept
     batches = _cell_batches(file, path, header, columns, good, BATCH_RECORDS)
     return RawTable(file, header, columns, batches, bad, total, blank_lines, duplicates)
 
@@ -142,16 +144,25 @@ def _stats(text: pl.Expr) -> list[pl.Expr]:
     ]
 
 
-def _record_stats(file: str, path: Path) -> tuple[pl.DataFrame, bool]:
+def _record_stats(file: str, path: Path) -> tuple[pl.DataFrame, pl.DataFrame, bool]:
     """One small row per record: INDEX, first LINE, last line END, field count, blank flag and
-    a 64-bit hash of its text (exact-duplicate detection). The line texts are scanned with
-    polars' streaming engine and dropped; only records spanning several lines (line breaks in
-    quoted cells, rare) are re-read to be measured as a whole."""
+    a 64-bit hash of its text (exact-duplicate detection); and the texts (LINE, RAW) of the
+    lines kept from the same scan: the first HEAD_LINES (the header search) and every line with
+    an odd number of double quotes, which opens or closes a record spanning several lines (line
+    breaks in quoted cells). The other line texts are dropped as the file streams by; a record
+    is measured as a whole from its kept lines, or re-read when it has lines in between."""
     t = pl.col("t")
+    quotes = pl.col("quotes")
     try:
         lines = (
             _lines(path)
-            .select(LINE, t.str.count_matches('"', literal=True).alias("quotes"), *_stats(t))
+            .with_columns(t.str.count_matches('"', literal=True).alias("quotes"))
+            .select(
+                LINE,
+                "quotes",
+                *_stats(t),
+                pl.when((quotes % 2 == 1) | (pl.col(LINE) <= HEAD_LINES)).then(t).alias(RAW),
+            )
             .collect(engine="streaming")
         )
     except pl.exceptions.ComputeError as exc:
@@ -159,27 +170,34 @@ def _record_stats(file: str, path: Path) -> tuple[pl.DataFrame, bool]:
     ends_with_newline = _ends_with_newline(path)
     if lines.height == 0 or lines.get_column("blank").all():
         raise ExportFileError("empty", f"{file} is empty", file)
-    open_quote = pl.col("quotes").cum_sum() % 2
-    lines = lines.with_columns(open_quote.alias("open"))
-    if lines.get_column("open").item(-1) != 0:
+    if lines.get_column("quotes").sum() % 2 != 0:
         raise ExportFileError(
             "truncated", f"{file} ends inside a quoted cell: the file is cut short", file
         )
-    record = (pl.col("open") == 0).cast(pl.Int64).cum_sum().shift(1, fill_value=0)
-    lines = lines.with_columns(record.alias(INDEX).cast(pl.UInt32))
-    spans = lines.group_by(INDEX).agg(pl.col(LINE).min(), pl.col(LINE).max().alias(END))
-    multi = spans.filter(pl.col(END) > pl.col(LINE))
-    records = lines.filter(pl.col(INDEX).is_first_distinct()).select(
-        INDEX, LINE, "fields", "blank", "hash"
+    # A record starts on each line after one where the quotes so far are balanced.
+    balanced = (quotes.cum_sum() % 2 == 0).cast(pl.Int64)
+    lines = lines.with_columns(
+        balanced.cum_sum().shift(1, fill_value=0).cast(pl.UInt32).alias(INDEX)
     )
-    records = records.join(spans.select(INDEX, END), on=INDEX).sort(INDEX)
+    kept = lines.filter(pl.col(RAW).is_not_null()).select(INDEX, LINE, RAW)
+    # Lines are consecutive: a record ends on the line before the next record's first line.
+    records = lines.filter(pl.col(INDEX).is_first_distinct()).select(
+        INDEX,
+        LINE,
+        (pl.col(LINE).shift(-1, fill_value=lines.height + 1) - 1).alias(END),
+        "fields",
+        "blank",
+        "hash",
+    )
+    del lines
+    multi = records.filter(pl.col(END) > pl.col(LINE))
     if multi.height:
-        joined = _texts(file, path, multi).select(INDEX, *_stats(pl.col(RAW)))
+        joined = _texts(file, path, multi, kept).select(INDEX, *_stats(pl.col(RAW)))
         records = records.update(joined, on=INDEX)
-    return records, ends_with_newline
+    return records, kept, ends_with_newline
 
 
-def _first_copies(file: str, path: Path, records: pl.DataFrame) -> pl.Series:
+def _first_copies(file: str, path: Path, records: pl.DataFrame, kept: pl.DataFrame) -> pl.Series:
     """True for each record that is not an exact copy of an earlier one. Hashes find the
     candidates; records sharing a hash are compared by their text, so a hash collision can never
     drop a row."""
@@ -188,7 +206,7 @@ def _first_copies(file: str, path: Path, records: pl.DataFrame) -> pl.Series:
     if repeated.height == 0:
         return first
     group = records.join(repeated, on="hash", how="semi")
-    texts = _texts(file, path, group.select(INDEX, LINE, END)).join(
+    texts = _texts(file, path, group.select(INDEX, LINE, END), kept).join(
         group.select(INDEX, "hash"), on=INDEX
     )
     exact = texts.select(INDEX, pl.struct("hash", RAW).is_first_distinct().alias("exact"))
@@ -197,8 +215,11 @@ def _first_copies(file: str, path: Path, records: pl.DataFrame) -> pl.Series:
     return marked.select(pl.coalesce("exact", "first")).to_series()
 
 
-def _texts(file: str, path: Path, records: pl.DataFrame) -> pl.DataFrame:
-    """INDEX, LINE, RAW of the given records (INDEX, LINE, END), read back from the file."""
+def _texts(
+    file: str, path: Path, records: pl.DataFrame, kept: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """INDEX, LINE, RAW of the given records (INDEX, LINE, END): joined from the `kept` line
+    texts (LINE, RAW) when they hold every line of a record, else read back from the file."""
     if records.height == 0:
         return pl.DataFrame(
             {
@@ -212,6 +233,14 @@ def _texts(file: str, path: Path, records: pl.DataFrame) -> pl.DataFrame:
         .explode(LINE)
         .with_columns(pl.col(LINE).cast(pl.Int64))
     )
+    if kept is not None:
+        found = wanted.join(kept.select(LINE, RAW), on=LINE, how="left", maintain_order="left")
+        missing = found.filter(pl.col(RAW).is_null()).get_column(INDEX).unique().implode()
+        texts = _joined(found.filter(~pl.col(INDEX).is_in(missing)))
+        if missing.list.len().item() == 0:
+            return texts
+        rest = _texts(file, path, records.filter(pl.col(INDEX).is_in(missing)))
+        return pl.concat([texts, rest]).sort(INDEX)
     last = wanted.get_column(LINE).max()
     found = (
         _lines(path)
@@ -220,11 +249,17 @@ def _texts(file: str, path: Path, records: pl.DataFrame) -> pl.DataFrame:
         .filter(pl.col(LINE).is_in(wanted.get_column(LINE).implode()))
         .collect(engine="streaming")
         .join(wanted, on=LINE, how="inner")
-        .sort(LINE)
+        .rename({"t": RAW})
     )
+    return _joined(found)
+
+
+def _joined(lines: pl.DataFrame) -> pl.DataFrame:
+    """INDEX, first LINE and text of each record from its lines' INDEX, LINE, RAW."""
     return (
-        found.group_by(INDEX, maintain_order=True)
-        .agg(pl.col(LINE).first(), pl.col("t").str.join("\n").alias(RAW))
+        lines.sort(LINE)
+        .group_by(INDEX, maintain_order=True)
+        .agg(pl.col(LINE).first(), pl.col(RAW).str.join("\n"))
         .with_columns(pl.col(INDEX).cast(pl.UInt32))
     )
 

@@ -35,6 +35,14 @@ SUGGESTION_RULE = (
     "same masked receiver phone, same masked receiver name and same city on two platforms"
 )
 
+# An order's platform is its shop's, which never changes: the shops with orders tell, without
+# reading the orders, whether the tenant sells on more than one platform.
+_PLATFORMS_WITH_ORDERS = """
+SELECT count(DISTINCT s.platform) FROM shops s
+WHERE s.tenant_id = :tenant_id
+  AND EXISTS (SELECT FROM orders o WHERE o.tenant_id = :tenant_id AND o.shop_id = s.id)
+"""
+
 _SUGGEST = f"""
 WITH mine AS (
     SELECT DISTINCT o.customer_id, o.platform, left(o.receiver_name_masked, 1) AS surname,
@@ -90,6 +98,14 @@ async def suggest_merges(
     """Record look-alike pairs involving `customer_ids`; dismissed pairs stay dismissed."""
     if not customer_ids:
         return
+    platforms = await session.scalar(text(_PLATFORMS_WITH_ORDERS), {"tenant_id": tenant_id})
+    if (platforms or 0) < 2:
+        return  # a pair needs orders on two platforms
+    # Hash joins, not the merge joins the planner picks on its row estimates of the platform
+    # inequality: those sorted all the tenant's orders on disk (a 1M-order Pinduoduo import
+    # next to 1M Tmall orders: 8.6 s, with hash joins 4.4 s). For this statement only.
+    previous = await session.scalar(text("SELECT current_setting('enable_mergejoin')"))
+    await session.execute(text("SELECT set_config('enable_mergejoin', 'off', true)"))
     await session.execute(
         text(_SUGGEST),
         {
@@ -98,6 +114,9 @@ async def suggest_merges(
             "rule": SUGGESTION_RULE,
             "now": now,
         },
+    )
+    await session.execute(
+        text("SELECT set_config('enable_mergejoin', :previous, true)"), {"previous": previous}
     )
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from app.runtime import Runtime
+from app.services.identities import suggest_merges
 from tests.conftest import RunJobs
 from tests.factories import TenantCtx, TenantFactory, unique_mobile
 from tests.imports.helpers import SETS, import_files, sample_files, truth
@@ -197,3 +200,33 @@ async def test_a_full_phone_alone_identifies_the_buyer(tenant: TenantCtx) -> Non
     profile = (await tenant.request("GET", f"/api/v1/customers/{new_customer}")).json()
     assert profile["phones"] == [phone]
     assert profile["identities"] == []
+
+
+async def test_suggesting_again_finds_the_same_pairs_and_leaves_planner_settings_alone(
+    tenant: TenantCtx, run_jobs: RunJobs, runtime: Runtime
+) -> None:
+    """The suggestion statement runs with merge joins off; the caller's transaction gets its
+    setting back. A tenant selling on one platform is not searched at all."""
+    tmall_shop, pdd_shop = await tenant.shop("tmall"), await tenant.shop("pinduoduo")
+    await import_files(tenant, run_jobs, sample_files(SETS[0], "tmall"), "tmall", tmall_shop["id"])
+    ids = text("SELECT id FROM customers WHERE tenant_id = :t")
+    async with runtime.sessions() as session:
+        customers = list((await session.scalars(ids, {"t": tenant.tenant_id})).all())
+        await suggest_merges(session, tenant.tenant_id, customers, runtime.clock())
+        count = text("SELECT count(*) FROM merge_suggestions WHERE tenant_id = :t")
+        assert await session.scalar(count, {"t": tenant.tenant_id}) == 0
+    await import_files(tenant, run_jobs, sample_files(SETS[0], "pdd"), "pinduoduo", pdd_shop["id"])
+    before = (await tenant.request("GET", "/api/v1/merge-suggestions")).json()["items"]
+    assert before
+    async with runtime.sessions() as session:
+        await session.execute(
+            text("DELETE FROM merge_suggestions WHERE tenant_id = :t"), {"t": tenant.tenant_id}
+        )
+        customers = list((await session.scalars(ids, {"t": tenant.tenant_id})).all())
+        await session.execute(text("SET LOCAL enable_mergejoin = on"))
+        await suggest_merges(session, tenant.tenant_id, customers, runtime.clock())
+        assert await session.scalar(text("SHOW enable_mergejoin")) == "on"
+        await session.commit()
+    after = (await tenant.request("GET", "/api/v1/merge-suggestions")).json()["items"]
+    pairs = {(s["customer_id"], s["other_customer_id"]) for s in after}
+    assert pairs == {(s["customer_id"], s["other_customer_id"]) for s in before}

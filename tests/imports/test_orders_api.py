@@ -82,6 +82,34 @@ async def test_same_batch_twice_changes_nothing(tenant: TenantCtx) -> None:
     assert after == before
 
 
+async def test_a_later_snapshot_edits_adds_and_drops_lines_and_one_without_lines_keeps_them(
+    tenant: TenantCtx,
+) -> None:
+    shop = await tenant.shop("offline")
+
+    def line(title: str, fen: int) -> dict[str, Any]:
+        return {"title": title, "quantity": 1, "unit_price_fen": fen, "paid_fen": fen}
+
+    async def lines() -> list[tuple[str, int]]:
+        listed = await tenant.request("GET", "/api/v1/orders", params={"shop_id": shop["id"]})
+        order_id = listed.json()["items"][0]["id"]
+        order = (await tenant.request("GET", f"/api/v1/orders/{order_id}")).json()
+        return [(i["title"], i["paid_fen"]) for i in order["items"]]
+
+    three = [line("豆", 100), line("杯", 200), line("壶", 300)]
+    await _batch(tenant, shop["id"], [_order("E-1", items=three)])
+    edited = await _batch(
+        tenant, shop["id"], [_order("E-1", items=[line("豆", 100), line("杯", 250)])]
+    )
+    assert edited["counts"]["items_written"] == 1  # the changed line; the third is dropped
+    assert await lines() == [("豆", 100), ("杯", 250)]
+    grown = await _batch(tenant, shop["id"], [_order("E-1", items=[*three, line("勺", 50)])])
+    assert grown["counts"]["items_written"] == 3
+    assert await lines() == [("豆", 100), ("杯", 200), ("壶", 300), ("勺", 50)]
+    await _batch(tenant, shop["id"], [_order("E-1", items=[])])
+    assert len(await lines()) == 4  # a snapshot without lines says nothing about them
+
+
 async def test_status_moves_forward_only(tenant: TenantCtx) -> None:
     shop = await tenant.shop("offline")
     await _batch(tenant, shop["id"], [_order("C-1", status="completed")])

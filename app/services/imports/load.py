@@ -539,24 +539,45 @@ SELECT :tenant_id, s.order_id, si.line_no, {", ".join("si." + c for c in _ITEM_D
 FROM stage_items si JOIN stage_orders s ON s.order_no = si.order_no AND NOT s.known
 """
 
-_UPSERT_ITEMS = f"""
-INSERT INTO order_items AS i (tenant_id, order_id, line_no, {", ".join(_ITEM_DATA)})
-SELECT :tenant_id, s.order_id, si.line_no, {", ".join("si." + c for c in _ITEM_DATA)}
-FROM stage_items si JOIN stage_orders s ON s.order_no = si.order_no AND s.known AND s.accepted
-ON CONFLICT (tenant_id, order_id, line_no) DO UPDATE SET
-    {", ".join(f"{c} = excluded.{c}" for c in _ITEM_DATA)}
-WHERE ({", ".join("i." + c for c in _ITEM_DATA)})
-      IS DISTINCT FROM ({", ".join("excluded." + c for c in _ITEM_DATA)})
+# The lines of known, accepted orders that this snapshot lists, compared with the stored lines
+# of the same orders in one hash join (each side read once), instead of probing the items' key
+# for every staged line and again for every order's lines past its last: a 1M-order re-import
+# of unchanged items took 11.3 s that way. Orders the snapshot gives no lines for (a list
+# without its detail file) keep theirs. Kept: lines new or different (`staged`), and stored
+# lines the snapshot no longer lists (`staged` false: an order edited on the platform).
+_ITEM_CHANGES = f"""
+CREATE TEMP TABLE item_changes ON COMMIT DROP AS
+SELECT coalesce(n.order_id, o.order_id) AS order_id, coalesce(n.line_no, o.line_no) AS line_no,
+       n.order_id IS NOT NULL AS staged, {", ".join("n." + c for c in _ITEM_DATA)}
+FROM (
+    SELECT s.order_id, si.line_no, {", ".join("si." + c for c in _ITEM_DATA)}
+    FROM stage_items si JOIN stage_orders s ON s.order_no = si.order_no AND s.known AND s.accepted
+) n
+FULL JOIN (
+    SELECT i.order_id, i.line_no, {", ".join("i." + c for c in _ITEM_DATA)}
+    FROM order_items i
+    WHERE i.tenant_id = :tenant_id
+      AND i.order_id IN (SELECT s.order_id FROM stage_orders s
+                         WHERE s.known AND s.accepted
+                           AND s.order_no IN (SELECT order_no FROM stage_items))
+) o ON o.order_id = n.order_id AND o.line_no = n.line_no
+WHERE n.order_id IS NULL OR o.order_id IS NULL
+   OR ({", ".join("o." + c for c in _ITEM_DATA)})
+      IS DISTINCT FROM ({", ".join("n." + c for c in _ITEM_DATA)})
 """
 
-# Lines a newer snapshot no longer lists (an order edited on the platform) go away with it.
+_UPSERT_ITEMS = f"""
+INSERT INTO order_items AS i (tenant_id, order_id, line_no, {", ".join(_ITEM_DATA)})
+SELECT :tenant_id, c.order_id, c.line_no, {", ".join("c." + c for c in _ITEM_DATA)}
+FROM item_changes c WHERE c.staged
+ON CONFLICT (tenant_id, order_id, line_no) DO UPDATE SET
+    {", ".join(f"{c} = excluded.{c}" for c in _ITEM_DATA)}
+"""
+
 _DROP_OLD_ITEMS = """
-DELETE FROM order_items i
-USING (SELECT s.order_id, max(si.line_no) AS last_line
-       FROM stage_items si
-       JOIN stage_orders s ON s.order_no = si.order_no AND s.known AND s.accepted
-       GROUP BY s.order_id) kept
-WHERE i.tenant_id = :tenant_id AND i.order_id = kept.order_id AND i.line_no > kept.last_line
+DELETE FROM order_items i USING item_changes c
+WHERE NOT c.staged AND i.tenant_id = :tenant_id AND i.order_id = c.order_id
+  AND i.line_no = c.line_no
 """
 
 _COUNTS = """
@@ -674,16 +695,22 @@ async def _load_staged(
         await session.execute(text(_INSERT_NEW), params)
         await session.execute(text(_UPDATE_KNOWN), params)
     with _timed(counts, "items_s"):
+        await session.execute(text("DROP TABLE IF EXISTS item_changes"))
+        await session.execute(text(_ITEM_CHANGES), params)
         for statement in (_INSERT_NEW_ITEMS, _UPSERT_ITEMS):
             written = await session.execute(text(statement), params)
             counts.items_written += max(getattr(written, "rowcount", 0), 0)
         await session.execute(text(_DROP_OLD_ITEMS), params)
-    stale = await session.scalar(text("SELECT count(*) FROM stage_orders WHERE NOT accepted"))
-    counts.orders_stale += int(stale or 0)
-    anonymous = await session.scalar(
-        text("SELECT count(*) FROM stage_orders WHERE ident_key IS NULL")
-    )
-    counts.anonymous += int(anonymous or 0)
+    stale, anonymous = (
+        await session.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE NOT accepted),"
+                " count(*) FILTER (WHERE ident_key IS NULL) FROM stage_orders"
+            )
+        )
+    ).one()
+    counts.orders_stale += int(stale)
+    counts.anonymous += int(anonymous)
 
 
 async def _load_new(

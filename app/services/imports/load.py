@@ -361,10 +361,7 @@ CREATE TEMP TABLE IF NOT EXISTS stage_orders (
     shipped_at timestamptz, completed_at timestamptz, buyer_message text, seller_memo text,
     item_count int, ident_key text, ident_shop uuid, phone_hash bytea, phone_enc bytea,
     phone_masked text, display_name text, phone_only boolean,
-    order_id uuid DEFAULT {UUID7_SQL}, prev_status text, prev_refund bigint,
-    prev_customer uuid,
-    known boolean NOT NULL DEFAULT false, accepted boolean NOT NULL DEFAULT true,
-    unchanged boolean NOT NULL DEFAULT false
+    order_id uuid DEFAULT {UUID7_SQL}
 ) ON COMMIT DROP;
 CREATE TEMP TABLE IF NOT EXISTS stage_items (
     order_no text, line_no int, sub_order_no text, title text, sku text, merchant_code text,
@@ -389,8 +386,8 @@ FROM (
     SELECT DISTINCT ON (ident_key, ident_shop)
            ident_key, ident_shop, phone_hash, phone_enc, phone_masked, display_name, phone_only,
            province, city, district
-    FROM stage_orders
-    WHERE ident_key IS NOT NULL AND prev_customer IS NULL AND accepted
+    FROM stage_orders s LEFT JOIN stage_known k ON k.order_no = s.order_no
+    WHERE s.ident_key IS NOT NULL AND k.prev_customer IS NULL AND coalesce(k.accepted, true)
     ORDER BY ident_key, ident_shop, ordered_at DESC NULLS LAST
 ) b
 """
@@ -465,21 +462,26 @@ _DATA = [
 ]  # fmt: skip
 _SEALED = ["receiver_name_enc", "receiver_phone_enc", "receiver_address_enc"]
 
+# The staged orders the shop has already (a narrow table of its own: writing these columns into
+# stage_orders rewrote every wide staged row, 13.8 s of a 1M-order re-import, docs/benchmarks.md).
 _EXISTING = f"""
-UPDATE stage_orders s SET
-    known = true, order_id = o.id, prev_status = o.status, prev_refund = o.refund_fen,
-    prev_customer = o.customer_id,
-    accepted = (o.source_time IS NULL OR CAST(:source_time AS timestamptz) IS NULL
+CREATE TEMP TABLE stage_known ON COMMIT DROP AS
+SELECT s.order_no, o.id AS order_id, o.status AS prev_status, o.refund_fen AS prev_refund,
+    o.customer_id AS prev_customer,
+    (o.source_time IS NULL OR CAST(:source_time AS timestamptz) IS NULL
                 OR CAST(:source_time AS timestamptz) >= o.source_time)
            AND ({_rank_sql("s.status")} >= {_rank_sql("o.status")}
-                OR (o.status = 'refunding' AND CAST(:source_time AS timestamptz) > o.source_time)),
+                OR (o.status = 'refunding' AND CAST(:source_time AS timestamptz) > o.source_time))
+        AS accepted,
     -- Known and identical: left out of the upsert, so a re-import does not even probe for it.
-    unchanged = ({", ".join("o." + c for c in _DATA)})
+    ({", ".join("o." + c for c in _DATA)})
                 IS NOT DISTINCT FROM ({", ".join("s." + c for c in _DATA)})
-            AND (o.customer_id IS NOT NULL OR s.ident_key IS NULL)
-FROM orders o
-WHERE o.tenant_id = :tenant_id AND o.shop_id = :shop_id AND o.order_no = s.order_no
+            AND (o.customer_id IS NOT NULL OR s.ident_key IS NULL) AS unchanged
+FROM stage_orders s JOIN orders o
+  ON o.tenant_id = :tenant_id AND o.shop_id = :shop_id AND o.order_no = s.order_no
 """
+
+_NOT_KNOWN = "NOT EXISTS (SELECT FROM stage_known k WHERE k.order_no = s.order_no)"
 
 _CUSTOMER_JOIN = """
     LEFT JOIN stage_ident si
@@ -506,7 +508,7 @@ WITH ins AS (
            {", ".join("s." + c for c in _DATA + _SEALED)},
            CAST(:source_time AS timestamptz), CAST(:import_id AS uuid), now(), now()
     FROM stage_orders s {_CUSTOMER_JOIN}
-    WHERE NOT s.known
+    WHERE {_NOT_KNOWN}
     RETURNING id, customer_id, status, refund_fen
 )
 INSERT INTO load_touched (order_id, customer_id, inserted, status, refund_fen)
@@ -521,10 +523,9 @@ WITH up AS (
         source_time = CAST(:source_time AS timestamptz),
         import_id = CAST(:import_id AS uuid),
         updated_at = now()
-    FROM stage_orders s {_CUSTOMER_JOIN}
-    WHERE s.known AND s.accepted AND NOT s.unchanged
-      AND o.tenant_id = :tenant_id AND o.id = s.order_id
-    RETURNING o.id, o.customer_id, o.status, o.refund_fen, s.prev_status, s.prev_refund
+    FROM stage_known k JOIN stage_orders s ON s.order_no = k.order_no {_CUSTOMER_JOIN}
+    WHERE k.accepted AND NOT k.unchanged AND o.tenant_id = :tenant_id AND o.id = k.order_id
+    RETURNING o.id, o.customer_id, o.status, o.refund_fen, k.prev_status, k.prev_refund
 )
 INSERT INTO load_touched (order_id, customer_id, inserted, status, prev_status, refund_fen,
                           prev_refund)
@@ -536,7 +537,8 @@ _ITEM_DATA = _ITEM_COLUMNS[2:]
 _INSERT_NEW_ITEMS = f"""
 INSERT INTO order_items (tenant_id, order_id, line_no, {", ".join(_ITEM_DATA)})
 SELECT :tenant_id, s.order_id, si.line_no, {", ".join("si." + c for c in _ITEM_DATA)}
-FROM stage_items si JOIN stage_orders s ON s.order_no = si.order_no AND NOT s.known
+FROM stage_items si JOIN stage_orders s ON s.order_no = si.order_no
+WHERE {_NOT_KNOWN}
 """
 
 # The lines of known, accepted orders that this snapshot lists, compared with the stored lines
@@ -550,16 +552,15 @@ CREATE TEMP TABLE item_changes ON COMMIT DROP AS
 SELECT coalesce(n.order_id, o.order_id) AS order_id, coalesce(n.line_no, o.line_no) AS line_no,
        n.order_id IS NOT NULL AS staged, {", ".join("n." + c for c in _ITEM_DATA)}
 FROM (
-    SELECT s.order_id, si.line_no, {", ".join("si." + c for c in _ITEM_DATA)}
-    FROM stage_items si JOIN stage_orders s ON s.order_no = si.order_no AND s.known AND s.accepted
+    SELECT k.order_id, si.line_no, {", ".join("si." + c for c in _ITEM_DATA)}
+    FROM stage_items si JOIN stage_known k ON k.order_no = si.order_no AND k.accepted
 ) n
 FULL JOIN (
     SELECT i.order_id, i.line_no, {", ".join("i." + c for c in _ITEM_DATA)}
     FROM order_items i
     WHERE i.tenant_id = :tenant_id
-      AND i.order_id IN (SELECT s.order_id FROM stage_orders s
-                         WHERE s.known AND s.accepted
-                           AND s.order_no IN (SELECT order_no FROM stage_items))
+      AND i.order_id IN (SELECT k.order_id FROM stage_known k
+                         WHERE k.accepted AND k.order_no IN (SELECT order_no FROM stage_items))
 ) o ON o.order_id = n.order_id AND o.line_no = n.line_no
 WHERE n.order_id IS NULL OR o.order_id IS NULL
    OR ({", ".join("o." + c for c in _ITEM_DATA)})
@@ -686,7 +687,11 @@ async def _load_staged(
         # Only the join keys: the wide columns (ciphertexts, titles) cost most of an ANALYZE.
         await session.execute(text("ANALYZE stage_orders (order_no, ident_key, ident_shop)"))
         await session.execute(text("ANALYZE stage_items (order_no)"))
+        await session.execute(text("DROP TABLE IF EXISTS stage_known"))
         await session.execute(text(_EXISTING), params)
+        # What the look-up found, for the joins on the known orders' ids (estimated at 200
+        # distinct ids without it, the item comparison probed the items one order at a time).
+        await session.execute(text("ANALYZE stage_known"))
     with _timed(counts, "identity_s"):
         await session.execute(text("DROP TABLE IF EXISTS stage_ident"))
         await session.execute(text(_IDENTITIES), params)
@@ -704,8 +709,8 @@ async def _load_staged(
     stale, anonymous = (
         await session.execute(
             text(
-                "SELECT count(*) FILTER (WHERE NOT accepted),"
-                " count(*) FILTER (WHERE ident_key IS NULL) FROM stage_orders"
+                "SELECT (SELECT count(*) FROM stage_known WHERE NOT accepted),"
+                " (SELECT count(*) FROM stage_orders WHERE ident_key IS NULL)"
             )
         )
     ).one()

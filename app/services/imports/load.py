@@ -601,12 +601,6 @@ WHERE inserted OR status IS DISTINCT FROM prev_status OR refund_fen IS DISTINCT 
 """
 
 
-# The columns the merge suggestions filter and join orders on.
-_ANALYZE_ORDERS = (
-    "ANALYZE orders (tenant_id, customer_id, platform, receiver_phone_masked, "
-    "receiver_name_masked, province, city)"
-)
-
 _COPY_DATETIME = "%Y-%m-%d %H:%M:%S%.6f+00"
 
 
@@ -988,14 +982,12 @@ async def load_snapshots(
         with _timed(counts, "facts_s"):
             await refresh_customer_facts(session, target.tenant_id, touched)
         with _timed(counts, "suggest_s"):
-            if counts.orders_created + counts.orders_updated >= LARGE:
-                # The suggestions read the orders just written, which autovacuum cannot see
-                # before commit; planned on the statistics of a smaller table, a 40,000-order
-                # first import's suggestions ran for over 10 minutes. ANALYZE in the load's
-                # own transaction samples its rows.
-                await session.execute(text(_ANALYZE_ORDERS))
             await identities.suggest_merges(
-                session, target.tenant_id, touched + unlisted.created, now
+                session,
+                target.tenant_id,
+                touched + unlisted.created,
+                now,
+                fresh=counts.orders_created + counts.orders_updated >= LARGE,
             )
         if facts is not None:
             with _timed(counts, "facts_s"):

@@ -205,8 +205,8 @@ async def test_a_full_phone_alone_identifies_the_buyer(tenant: TenantCtx) -> Non
 async def test_suggesting_again_finds_the_same_pairs_and_leaves_planner_settings_alone(
     tenant: TenantCtx, run_jobs: RunJobs, runtime: Runtime
 ) -> None:
-    """The suggestion statement runs with merge joins off; the caller's transaction gets its
-    setting back. A tenant selling on one platform is not searched at all."""
+    """The suggestion statement runs with merge joins and JIT off; the caller's transaction gets
+    its settings back. A tenant selling on one platform is not searched at all."""
     tmall_shop, pdd_shop = await tenant.shop("tmall"), await tenant.shop("pinduoduo")
     await import_files(tenant, run_jobs, sample_files(SETS[0], "tmall"), "tmall", tmall_shop["id"])
     ids = text("SELECT id FROM customers WHERE tenant_id = :t")
@@ -224,8 +224,10 @@ async def test_suggesting_again_finds_the_same_pairs_and_leaves_planner_settings
         )
         customers = list((await session.scalars(ids, {"t": tenant.tenant_id})).all())
         await session.execute(text("SET LOCAL enable_mergejoin = on"))
+        await session.execute(text("SET LOCAL jit = on"))
         await suggest_merges(session, tenant.tenant_id, customers, runtime.clock())
         assert await session.scalar(text("SHOW enable_mergejoin")) == "on"
+        assert await session.scalar(text("SHOW jit")) == "on"
         await session.commit()
     after = (await tenant.request("GET", "/api/v1/merge-suggestions")).json()["items"]
     pairs = {(s["customer_id"], s["other_customer_id"]) for s in after}

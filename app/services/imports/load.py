@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import polars as pl
 from sqlalchemy import text
@@ -32,6 +32,7 @@ from app.errors import FieldError, ValidationFailed
 from app.models.base import new_id_batches
 from app.services import pii
 from app.services.facts import (
+    CategoryRule,
     category_rules,
     new_customer_facts,
     order_fact_columns,
@@ -109,15 +110,14 @@ class _Unlisted:
     """What the COPY path created without listing it in load_touched and load_customers: the
     orders and customers of a load's last snapshot, which no later statement of the load reads
     back. The customers it created have no other orders, so their facts and months are
-    computed from its frames (`bought`, `items`); the customers it matched (`customers`) are
-    refreshed in SQL."""
+    computed from its frames (`facts`: a thread started once they are known); the customers
+    it matched (`customers`) are refreshed in SQL."""
 
     orders: int = 0
     customers: set[uuid.UUID] = field(default_factory=set)
     created: list[uuid.UUID] = field(default_factory=list)
     order_ids: list[pl.Series] = field(default_factory=list)
-    bought: pl.DataFrame | None = None  # the created customers' orders, `order_fact_columns`
-    items: pl.DataFrame | None = None
+    facts: asyncio.Future[tuple[pl.DataFrame, pl.DataFrame]] | None = None
 
 
 @dataclass(frozen=True)
@@ -212,8 +212,19 @@ def _receiver_hashes(vault: Vault, tenant_id: uuid.UUID, texts: pl.Series) -> pl
     )
 
 
-def _with_identity(frame: FrameT, target: LoadTarget) -> FrameT:
-    """Each order's buyer identity: the key it is matched on, its scope, the customer's name."""
+class _Identity(NamedTuple):
+    """Expressions over buyer_key, buyer_key_masked, the region and phone_hash: each order's
+    buyer identity (`ident_key`, matched on, and `ident_shop`, its scope: a shop or none)."""
+
+    key: pl.Expr  # buyer_key, trimmed
+    masked: pl.Expr
+    has_key: pl.Expr
+    phone_only: pl.Expr  # no key, a full phone
+    ident_key: pl.Expr
+    ident_shop: pl.Expr
+
+
+def _identity(target: LoadTarget) -> _Identity:
     key = pl.col("buyer_key").str.strip_chars()
     masked = pl.col("buyer_key_masked").fill_null(False) | key.str.contains("*", literal=True)
     region = pl.concat_str(
@@ -221,8 +232,8 @@ def _with_identity(frame: FrameT, target: LoadTarget) -> FrameT:
     )
     has_key = key.is_not_null() & (key != "")
     phone_only = ~has_key & pl.col("phone_hash").is_not_null()
-    return frame.with_columns(
-        # A masked key is only as good as the region it came with: scope it to this shop and place.
+    # A masked key is only as good as the region it came with: scope it to this shop and place.
+    ident_key = (
         pl.when(has_key & masked)
         .then(pl.concat_str([key, region], separator="|"))
         .when(has_key)
@@ -230,18 +241,30 @@ def _with_identity(frame: FrameT, target: LoadTarget) -> FrameT:
         .when(phone_only)
         .then(pl.concat_str([pl.lit("phone:"), pl.col("phone_hash")]))
         .otherwise(None)
-        .alias("ident_key"),
-        pl.when(has_key & masked)
-        .then(pl.lit(str(target.shop_id)))
-        .otherwise(None)
-        .alias("ident_shop"),
-        pl.when(has_key & masked).then(None).otherwise(pl.col("phone_hash")).alias("phone_hash"),
-        phone_only.alias("phone_only"),
-        pl.when(masked | ~has_key | (target.platform != "tmall"))
+        .alias("ident_key")
+    )
+    ident_shop = (
+        pl.when(has_key & masked).then(pl.lit(str(target.shop_id))).otherwise(None)
+    ).alias("ident_shop")
+    return _Identity(key, masked, has_key, phone_only, ident_key, ident_shop)
+
+
+def _with_identity(frame: FrameT, target: LoadTarget) -> FrameT:
+    """Each order's buyer identity: the key it is matched on, its scope, the customer's name."""
+    who = _identity(target)
+    return frame.with_columns(
+        who.ident_key,
+        who.ident_shop,
+        pl.when(who.has_key & who.masked)
+        .then(None)
+        .otherwise(pl.col("phone_hash"))
+        .alias("phone_hash"),
+        who.phone_only.alias("phone_only"),
+        pl.when(who.masked | ~who.has_key | (target.platform != "tmall"))
         .then(pl.col("receiver_name_masked"))
-        .otherwise(key)
+        .otherwise(who.key)
         .alias("display_name"),
-        pl.when(has_key).then(key).otherwise(None).alias("buyer_key"),
+        pl.when(who.has_key).then(who.key).otherwise(None).alias("buyer_key"),
     )
 
 
@@ -337,6 +360,36 @@ def prepare_buyers(
         pl.Series("identity_id", take_ids(buyers.height), pl.String()),
         pl.lit("new").alias("via"),
     ), phones
+
+
+_FACT_SOURCE = [
+    "order_no", "buyer_key", "buyer_key_masked", "receiver_phone", "province", "city",
+    "district", "status", "paid_at", "paid_fen", "refund_fen",
+]  # fmt: skip
+
+
+def created_facts(
+    target: LoadTarget,
+    orders: pl.DataFrame,
+    items: pl.DataFrame,
+    phones: pl.DataFrame,
+    created: pl.DataFrame,
+    rules: Sequence[CategoryRule],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Facts and months (`new_customer_facts`) of the customers a shop's first snapshot
+    created (`created`: ident_key, ident_shop, customer_id), from its frames: all their
+    orders are there. `phones`: the snapshot's `_phones` table."""
+    who = _identity(target)
+    bought = (
+        orders.lazy()
+        .select(_FACT_SOURCE)
+        .join(phones.lazy().select("receiver_phone", "phone_hash"), on="receiver_phone", how="left")
+        .with_columns(who.ident_key, who.ident_shop)
+        .join(created.lazy(), on=["ident_key", "ident_shop"], how="inner", nulls_equal=True)
+        .select("order_no", "customer_id", *order_fact_columns())
+        .collect()
+    )
+    return new_customer_facts(bought, items, rules, target.platform, target.shop_id)
 
 
 @contextmanager
@@ -733,6 +786,20 @@ async def _load_new(
         del buyers
         await _match_buyers(session, params, listed=unlisted is None)
         customers = await _resolved_customers(session)
+        if unlisted is not None:
+            # In a thread while the database takes the orders and items (docs/benchmarks.md).
+            rules = await category_rules(session, target.tenant_id)
+            unlisted.facts = asyncio.ensure_future(
+                asyncio.to_thread(
+                    created_facts,
+                    target,
+                    snapshot.orders,
+                    snapshot.items,
+                    phones,
+                    customers.filter(pl.col("created")).drop("created"),
+                    rules,
+                )
+            )
     source_time = snapshot.source_time.isoformat() if snapshot.source_time else None
     constants = [
         pl.lit(str(target.tenant_id)).alias("tenant_id"),
@@ -743,8 +810,6 @@ async def _load_new(
     ]
     take_ids = new_id_batches()
     ids = [pl.DataFrame(schema={"order_no": pl.String(), "id": pl.String()})]
-    # The created customers' orders, as the facts need them (the last snapshot only).
-    bought: list[pl.DataFrame] = []
     async for staged in _prepared_slices(vault, target, snapshot.orders, phones, counts):
         rows = staged.join(
             customers,
@@ -772,11 +837,6 @@ async def _load_new(
             else:
                 unlisted.orders += rows.height
                 unlisted.order_ids.append(rows.get_column("id"))
-                bought.append(
-                    rows.filter(pl.col("created")).select(
-                        "order_no", "customer_id", *order_fact_columns()
-                    )
-                )
         ids.append(rows.select("order_no", "id"))
         del rows
     with _timed(counts, "items_s"):
@@ -805,8 +865,6 @@ async def _load_new(
         unlisted.customers.update(map(uuid.UUID, matched))
         created = customers.filter(pl.col("created")).get_column("customer_id")
         unlisted.created = list(map(uuid.UUID, created))
-        if bought:  # none when every row was rejected
-            unlisted.bought, unlisted.items = pl.concat(bought), snapshot.items
 
 
 async def _prepared_slices(
@@ -906,6 +964,26 @@ async def load_snapshots(
     orders_changed: OrdersChangedHook | None = None,
 ) -> LoadCounts:
     """Apply snapshots oldest first in the caller's transaction; returns what changed."""
+    unlisted = _Unlisted()
+    try:
+        return await _load_snapshots(
+            session, vault, target, snapshots, now, progress, orders_changed, unlisted
+        )
+    finally:
+        if unlisted.facts is not None and not unlisted.facts.done():
+            await asyncio.wait([unlisted.facts])  # no thread outlives a failed load
+
+
+async def _load_snapshots(
+    session: AsyncSession,
+    vault: Vault,
+    target: LoadTarget,
+    snapshots: Sequence[Snapshot],
+    now: datetime,
+    progress: Progress | None,
+    orders_changed: OrdersChangedHook | None,
+    unlisted: _Unlisted,
+) -> LoadCounts:
     from app.services import identities
 
     counts = LoadCounts()
@@ -922,7 +1000,6 @@ async def load_snapshots(
             await session.execute(text(statement))
     ordered = sorted(snapshots, key=lambda s: (s.source_time is not None, s.source_time or now))
     done = 0
-    unlisted = _Unlisted()
     for index, snapshot in enumerate(ordered):
         params = {
             "tenant_id": target.tenant_id,
@@ -962,39 +1039,19 @@ async def load_snapshots(
     touched = list(
         unlisted.customers.union((await session.scalars(text(_TOUCHED_CUSTOMERS))).all())
     )
-    facts = None
-    if unlisted.bought is not None and unlisted.items is not None:
-        # In a thread while the SQL refresh and the merge suggestions run; after the items
-        # COPY, not beside it: computed while they were COPYed, a 1M-order import's peak
-        # memory rose by 0.1 GB.
-        rules = await category_rules(session, target.tenant_id)
-        facts = asyncio.ensure_future(
-            asyncio.to_thread(
-                new_customer_facts,
-                unlisted.bought,
-                unlisted.items,
-                rules,
-                target.platform,
-                target.shop_id,
-            )
+    with _timed(counts, "facts_s"):
+        await refresh_customer_facts(session, target.tenant_id, touched)
+    with _timed(counts, "suggest_s"):
+        await identities.suggest_merges(
+            session,
+            target.tenant_id,
+            touched + unlisted.created,
+            now,
+            fresh=counts.orders_created + counts.orders_updated >= LARGE,
         )
-    try:
+    if unlisted.facts is not None:
         with _timed(counts, "facts_s"):
-            await refresh_customer_facts(session, target.tenant_id, touched)
-        with _timed(counts, "suggest_s"):
-            await identities.suggest_merges(
-                session,
-                target.tenant_id,
-                touched + unlisted.created,
-                now,
-                fresh=counts.orders_created + counts.orders_updated >= LARGE,
-            )
-        if facts is not None:
-            with _timed(counts, "facts_s"):
-                await _write_new_facts(session, target.tenant_id, *await facts)
-    finally:
-        if facts is not None and not facts.done():
-            await asyncio.wait([facts])  # no thread outlives a failed load
+            await _write_new_facts(session, target.tenant_id, *await unlisted.facts)
     if orders_changed is not None:
         changed = list((await session.scalars(text(_STATUS_CHANGED))).all())
         changed += [uuid.UUID(i) for ids in unlisted.order_ids for i in ids]

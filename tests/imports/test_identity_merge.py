@@ -55,6 +55,31 @@ async def test_same_identity_is_the_same_customer(tenant: TenantCtx) -> None:
     assert await _customer_of(tenant, "K-1") == await _customer_of(tenant, "K-2")
 
 
+async def test_identity_keys_that_collide_when_stored_do_not_fail_the_load(
+    tenant: TenantCtx, runtime: Runtime
+) -> None:
+    """Identities go in by plain INSERT; two that the stored key's 200 characters cannot tell
+    apart (a long masked key scoped to different regions) fall back to skipping the second,
+    in both of the loader's paths, and the load goes through."""
+    key = "*" * 198 + "王"  # masked: scoped to the shop and region, 199 characters and more
+    for shop in (await tenant.shop("offline"), await tenant.shop("offline")):
+        orders = [
+            _order(f"{shop['id']}-1", buyer_key=key, province="浙江省", city="杭州市"),
+            _order(f"{shop['id']}-2", buyer_key=key, province="江苏省", city="南京市"),
+        ]
+        first = await _batch(tenant, shop["id"], orders[0], orders[1])  # COPY path
+        assert first["customers_created"] == 2
+        orders = [_order(f"{shop['id']}-{n}", buyer_key=key, province="广东省") for n in (3, 4)]
+        staged = await _batch(tenant, shop["id"], *orders)  # staged path, shop has orders
+        assert (staged["orders_created"], staged["customers_created"]) == (2, 1)
+    async with runtime.sessions() as session:
+        identities = await session.scalar(
+            text("SELECT count(*) FROM customer_identities WHERE tenant_id = :t"),
+            {"t": tenant.tenant_id},
+        )
+    assert identities == 2  # one per shop: the others collided with it
+
+
 async def test_full_phone_matches_an_existing_customer(tenant: TenantCtx) -> None:
     shop = await tenant.shop("offline")
     phone = unique_mobile()

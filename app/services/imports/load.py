@@ -491,10 +491,6 @@ SELECT :tenant_id, identity_id, customer_id, :platform, ident_shop, left(ident_k
 FROM stage_ident WHERE via IN ('new', 'phone') AND NOT phone_only
 """
 
-# Loads of one tenant's platform match and add identities one at a time (held to commit), so a
-# buyer two shops' imports share gets one customer, and identities go in by plain INSERT.
-_LOCK_IDENTITIES = "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"
-
 _INSERT_CONTACTS = f"""
 INSERT INTO customer_contacts (tenant_id, id, customer_id, kind, position, value_enc,
                                value_hash, masked)
@@ -906,9 +902,6 @@ async def _prepared_slices(
 async def _match_buyers(session: AsyncSession, params: dict[str, Any], listed: bool) -> None:
     """Give every buyer in stage_ident a customer: by identity, by phone, else the new one it
     came with. `listed`: the customers go into load_customers (else the caller counts them)."""
-    await session.execute(
-        text(_LOCK_IDENTITIES), {"key": f"identities:{params['tenant_id']}:{params['platform']}"}
-    )
     await session.execute(text("ANALYZE stage_ident"))
     await session.execute(text(_MATCH_IDENTITY), params)
     await session.execute(text(_MATCH_PHONE), params)
@@ -919,9 +912,10 @@ async def _match_buyers(session: AsyncSession, params: dict[str, Any], listed: b
     await session.execute(text(_INSERT_CUSTOMERS), params)
     try:
         # Without ON CONFLICT's speculative insertion (8.5-9.0 s against 12.6-13.9 s for
-        # 555,000 identities, docs/benchmarks.md): under the lock nothing else adds a key this
-        # load has not matched, but a customer created by hand meanwhile, or two keys the same
-        # in their first 200 characters, may still collide: those are skipped.
+        # 555,000 identities, docs/benchmarks.md): the keys were just matched, so a collision
+        # is rare (another load or a customer created by hand adding the key meanwhile, two
+        # keys equal in their stored 200 characters). Then, as ON CONFLICT DO NOTHING did,
+        # those keys are skipped.
         async with session.begin_nested():
             await session.execute(text(_INSERT_IDENTITIES), params)
     except IntegrityError:

@@ -111,12 +111,13 @@ class _Unlisted:
     """What the COPY path created without listing it in load_touched and load_customers: the
     orders and customers of a load's last snapshot, which no later statement of the load reads
     back. The customers it created have no other orders, so their facts and months are
-    computed from its frames (`facts`: a thread started once they are known); the customers
-    it matched (`customers`) are refreshed in SQL."""
+    computed from its frames (`facts`: a thread started with the buyers, keeping the rows of
+    `created_ids`); the customers it matched (`customers`) are refreshed in SQL."""
 
     orders: int = 0
     customers: set[uuid.UUID] = field(default_factory=set)
     created: list[uuid.UUID] = field(default_factory=list)
+    created_ids: pl.Series | None = None
     order_ids: list[pl.Series] = field(default_factory=list)
     facts: asyncio.Future[tuple[pl.DataFrame, pl.DataFrame]] | None = None
 
@@ -369,24 +370,26 @@ _FACT_SOURCE = [
 ]  # fmt: skip
 
 
-def created_facts(
+def buyer_facts(
     target: LoadTarget,
     orders: pl.DataFrame,
     items: pl.DataFrame,
     phones: pl.DataFrame,
-    created: pl.DataFrame,
+    buyers: pl.DataFrame,
     rules: Sequence[CategoryRule],
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Facts and months (`new_customer_facts`) of the customers a shop's first snapshot
-    created (`created`: ident_key, ident_shop, customer_id), from its frames: all their
-    orders are there. `phones`: the snapshot's `_phones` table."""
+    """Facts and months (`new_customer_facts`) of every buyer of a shop's first snapshot, as
+    the new customer `prepare_buyers` made of it (`buyers`: ident_key, ident_shop,
+    customer_id), from the snapshot's frames and `_phones` table. Computed while the database
+    matches the buyers; the caller keeps the rows of the customers created (a matched buyer
+    has orders elsewhere: the SQL refresh covers it)."""
     who = _identity(target)
     bought = (
         orders.lazy()
         .select(_FACT_SOURCE)
         .join(phones.lazy().select("receiver_phone", "phone_hash"), on="receiver_phone", how="left")
         .with_columns(who.ident_key, who.ident_shop)
-        .join(created.lazy(), on=["ident_key", "ident_shop"], how="inner", nulls_equal=True)
+        .join(buyers.lazy(), on=["ident_key", "ident_shop"], how="inner", nulls_equal=True)
         .select("order_no", "customer_id", *order_fact_columns())
         .collect()
     )
@@ -780,26 +783,27 @@ async def _load_new(
     With `unlisted`, what it creates is counted there instead of in load_touched."""
     with _timed(counts, "identity_s"):
         buyers, phones = await asyncio.to_thread(prepare_buyers, vault, target, snapshot.orders)
+        if unlisted is not None:
+            # In a thread while the database matches and adds the buyers: Python is idle then,
+            # and holds the least memory of the load (docs/benchmarks.md).
+            rules = await category_rules(session, target.tenant_id)
+            unlisted.facts = asyncio.ensure_future(
+                asyncio.to_thread(
+                    buyer_facts,
+                    target,
+                    snapshot.orders,
+                    snapshot.items,
+                    phones,
+                    buyers.select("ident_key", "ident_shop", "customer_id"),
+                    rules,
+                )
+            )
         await session.execute(text("DROP TABLE IF EXISTS stage_ident"))
         await session.execute(text(_CREATE_IDENT))
         await _copy(session, "stage_ident", buyers)
         del buyers
         await _match_buyers(session, params, listed=unlisted is None)
         customers = await _resolved_customers(session)
-        if unlisted is not None:
-            # In a thread while the database takes the orders and items (docs/benchmarks.md).
-            rules = await category_rules(session, target.tenant_id)
-            unlisted.facts = asyncio.ensure_future(
-                asyncio.to_thread(
-                    created_facts,
-                    target,
-                    snapshot.orders,
-                    snapshot.items,
-                    phones,
-                    customers.filter(pl.col("created")).drop("created"),
-                    rules,
-                )
-            )
     source_time = snapshot.source_time.isoformat() if snapshot.source_time else None
     constants = [
         pl.lit(str(target.tenant_id)).alias("tenant_id"),
@@ -865,6 +869,8 @@ async def _load_new(
         unlisted.customers.update(map(uuid.UUID, matched))
         created = customers.filter(pl.col("created")).get_column("customer_id")
         unlisted.created = list(map(uuid.UUID, created))
+        # In the text prepare_buyers gave them (hex without dashes), as `facts` has them.
+        unlisted.created_ids = created.str.replace_all("-", "", literal=True)
 
 
 async def _prepared_slices(
@@ -1059,9 +1065,13 @@ async def _load_snapshots(
             now,
             fresh=counts.orders_created + counts.orders_updated >= LARGE,
         )
-    if unlisted.facts is not None:
+    if unlisted.facts is not None and unlisted.created_ids is not None:
         with _timed(counts, "facts_s"):
-            await _write_new_facts(session, target.tenant_id, *await unlisted.facts)
+            facts, months = await unlisted.facts
+            created = pl.col("customer_id").is_in(unlisted.created_ids.implode())
+            await _write_new_facts(
+                session, target.tenant_id, facts.filter(created), months.filter(created)
+            )
     if orders_changed is not None:
         changed = list((await session.scalars(text(_STATUS_CHANGED))).all())
         changed += [uuid.UUID(i) for ids in unlisted.order_ids for i in ids]

@@ -16,7 +16,7 @@ import contextlib
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -667,42 +667,58 @@ async def _driver(session: AsyncSession) -> Any:
 
 
 _COPY_ROWS = 100_000
-_STAGE_ROWS = 200_000
+
+CopyParts = Iterable[tuple[str, pl.DataFrame]]
 
 
-async def _copy(session: AsyncSession, table: str, frame: pl.DataFrame) -> None:
-    """COPY a frame as CSV, a slice at a time through temporary files.
+async def _copy(session: AsyncSession, parts: CopyParts) -> dict[str, float]:
+    """COPY each (table, frame) of `parts`, in order, as CSV `_COPY_ROWS` rows at a time through
+    temporary files; returns the seconds the database spent on each table.
 
+    `parts` is advanced in a worker thread, where a producer may do CPU work (sealing personal
+    data, joining ids), and the next file is written while the database reads the current one,
+    across frames and tables: the database does not wait between them (it did between calls,
+    about 0.5 s at each of a 1M-order import's slices, docs/benchmarks.md).
     Not through an in-memory buffer: a `BytesIO` grown by polars and drained by asyncpg left its
     pages with the C allocator, so RSS grew by every byte copied (about 0.5 GB over a
     1,000,000-order export); through a file it stays flat, at the same speed (docs/benchmarks.md).
-    The next slice is written (in a thread) while the database reads the current one.
     """
     driver = await _driver(session)
-    parts = list(frame.iter_slices(_COPY_ROWS))
-    if not parts:
-        return
+    spent: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="kezhan-copy-") as folder:
-        paths = [Path(folder) / f"{table}-{n}.csv" for n in range(2)]
-
-        def write(index: int) -> None:
-            parts[index].write_csv(
-                paths[index % 2], include_header=False, datetime_format=_COPY_DATETIME
-            )
-
-        pending = asyncio.ensure_future(asyncio.to_thread(write, 0))
+        files = _csv_files(iter(parts), Path(folder))
+        pending = asyncio.ensure_future(asyncio.to_thread(next, files, None))
         try:
-            for index in range(len(parts)):
-                await pending
-                if index + 1 < len(parts):
-                    pending = asyncio.ensure_future(asyncio.to_thread(write, index + 1))
-                await driver.copy_to_table(
-                    table, source=paths[index % 2], columns=frame.columns, format="csv"
-                )
+            while (current := await pending) is not None:
+                pending = asyncio.ensure_future(asyncio.to_thread(next, files, None))
+                table, columns, path = current
+                started = time.perf_counter()
+                await driver.copy_to_table(table, source=path, columns=columns, format="csv")
+                spent[table] = spent.get(table, 0.0) + time.perf_counter() - started
         finally:
             if not pending.done():
                 with contextlib.suppress(Exception):
                     await pending
+            files.close()
+    return spent
+
+
+def _csv_files(
+    parts: Iterator[tuple[str, pl.DataFrame]], folder: Path
+) -> Generator[tuple[str, list[str], Path], None, None]:
+    """Each frame of `parts` as CSV files of `_COPY_ROWS` rows: two files in turn, one read by
+    the database while the next is written."""
+    count = 0
+    for table, frame in parts:
+        for piece in frame.iter_slices(_COPY_ROWS):
+            path = folder / f"{count % 2}.csv"
+            count += 1
+            piece.write_csv(path, include_header=False, datetime_format=_COPY_DATETIME)
+            yield table, piece.columns, path
+
+
+def _add_time(counts: LoadCounts, name: str, seconds: float) -> None:
+    counts.timings[name] = counts.timings.get(name, 0.0) + seconds
 
 
 def _check_unique(orders: pl.DataFrame) -> None:
@@ -724,14 +740,19 @@ async def _load_staged(
 ) -> None:
     """Stage the snapshot, then upsert: new orders inserted, known ones updated when they may."""
     await session.execute(text("TRUNCATE stage_orders, stage_items"))
-    # Sealed and staged a slice at a time: the staging frame of a whole export (ciphertexts
-    # and hashes as hex, ~0.4 KB per order) would double a large import's peak memory.
-    async for staged in _prepared_slices(vault, target, snapshot.orders, None, counts):
-        with _timed(counts, "copy_s"):
-            await _copy(session, "stage_orders", staged)
-        del staged
+
+    def staged() -> Iterator[tuple[str, pl.DataFrame]]:
+        # Sealed and staged a slice at a time: the staging frame of a whole export (ciphertexts
+        # and hashes as hex, ~0.4 KB per order) would double a large import's peak memory.
+        for part in snapshot.orders.iter_slices(_COPY_ROWS):
+            frame, timings = prepare_orders(vault, target, part)
+            for name, seconds in timings.items():
+                _add_time(counts, name, seconds)
+            yield "stage_orders", frame
+        yield "stage_items", snapshot.items.select(_ITEM_COLUMNS)
+
     with _timed(counts, "copy_s"):
-        await _copy(session, "stage_items", snapshot.items.select(_ITEM_COLUMNS))
+        await _copy(session, staged())
     with _timed(counts, "stage_s"):
         # Temporary tables get no statistics on their own: without them every join plans blind.
         # Only the join keys: the wide columns (ciphertexts, titles) cost most of an ANALYZE.
@@ -800,7 +821,7 @@ async def _load_new(
             )
         await session.execute(text("DROP TABLE IF EXISTS stage_ident"))
         await session.execute(text(_CREATE_IDENT))
-        await _copy(session, "stage_ident", buyers)
+        await _copy(session, [("stage_ident", buyers)])
         del buyers
         await _match_buyers(session, params, listed=unlisted is None)
         customers = await _resolved_customers(session)
@@ -813,24 +834,29 @@ async def _load_new(
         pl.lit(params["import_id"], pl.String).alias("import_id"),
     ]
     take_ids = new_id_batches()
-    ids = [pl.DataFrame(schema={"order_no": pl.String(), "id": pl.String()})]
-    async for staged in _prepared_slices(vault, target, snapshot.orders, phones, counts):
-        rows = staged.join(
-            customers,
-            on=["ident_key", "ident_shop"],
-            how="left",
-            nulls_equal=True,
-            maintain_order="left",
-        ).with_columns(pl.Series("id", take_ids(staged.height), pl.String()), *constants)
-        del staged
-        counts.anonymous += rows["ident_key"].null_count()
-        with _timed(counts, "upsert_s"):
-            await _copy(session, "orders", rows.select(_NEW_ORDER_COLUMNS))
+
+    def rows() -> Iterator[tuple[str, pl.DataFrame]]:
+        """The orders, sealed and given their customers and ids a slice at a time, then the
+        items with their orders' ids (in the COPY's worker thread)."""
+        ids = [pl.DataFrame(schema={"order_no": pl.String(), "id": pl.String()})]
+        for part in snapshot.orders.iter_slices(_COPY_ROWS):
+            staged, timings = prepare_orders(vault, target, part, phones)
+            for name, seconds in timings.items():
+                _add_time(counts, name, seconds)
+            orders = staged.join(
+                customers,
+                on=["ident_key", "ident_shop"],
+                how="left",
+                nulls_equal=True,
+                maintain_order="left",
+            ).with_columns(pl.Series("id", take_ids(staged.height), pl.String()), *constants)
+            del staged
+            counts.anonymous += orders["ident_key"].null_count()
+            yield "orders", orders.select(_NEW_ORDER_COLUMNS)
             if unlisted is None:
-                await _copy(
-                    session,
+                yield (
                     "load_touched",
-                    rows.select(
+                    orders.select(
                         pl.col("id").alias("order_id"),
                         "customer_id",
                         pl.lit(True).alias("inserted"),
@@ -839,11 +865,10 @@ async def _load_new(
                     ),
                 )
             else:
-                unlisted.orders += rows.height
-                unlisted.order_ids.append(rows.get_column("id"))
-        ids.append(rows.select("order_no", "id"))
-        del rows
-    with _timed(counts, "items_s"):
+                unlisted.orders += orders.height
+                unlisted.order_ids.append(orders.get_column("id"))
+            ids.append(orders.select("order_no", "id"))
+            del orders
         # Only the order id column is new: the item columns are COPYed from the parsed frame.
         order_ids = (
             snapshot.items.select("order_no")
@@ -860,9 +885,15 @@ async def _load_new(
         if order_ids.null_count():  # lines of orders this snapshot does not have
             items = items.filter(pl.col("order_id").is_not_null())
         del order_ids
-        await _copy(session, "order_items", items)
         counts.items_written += items.height
-        del items
+        yield "order_items", items
+
+    with _timed(counts, "upsert_s"):
+        spent = await _copy(session, rows())
+    # The items' share of the stream, by the database's time on them.
+    items_s = spent.get("order_items", 0.0)
+    _add_time(counts, "upsert_s", -items_s)
+    _add_time(counts, "items_s", items_s)
     if unlisted is not None:
         # Every buyer in the map has an order of this snapshot.
         matched = customers.filter(~pl.col("created")).get_column("customer_id")
@@ -871,38 +902,6 @@ async def _load_new(
         unlisted.created = list(map(uuid.UUID, created))
         # In the text prepare_buyers gave them (hex without dashes), as `facts` has them.
         unlisted.created_ids = created.str.replace_all("-", "", literal=True)
-
-
-async def _prepared_slices(
-    vault: Vault,
-    target: LoadTarget,
-    orders: pl.DataFrame,
-    phones: pl.DataFrame | None,
-    counts: LoadCounts,
-) -> AsyncIterator[pl.DataFrame]:
-    """Staging frames of `_STAGE_ROWS` orders each; the next is sealed (CPU work, in a thread)
-    while the caller writes the current one to the database."""
-    parts = list(orders.iter_slices(_STAGE_ROWS))
-    if not parts:
-        return
-    pending = asyncio.ensure_future(
-        asyncio.to_thread(prepare_orders, vault, target, parts[0], phones)
-    )
-    try:
-        for index in range(len(parts)):
-            staged, timings = await pending
-            for name, value in timings.items():
-                counts.timings[name] = counts.timings.get(name, 0.0) + value
-            if index + 1 < len(parts):
-                pending = asyncio.ensure_future(
-                    asyncio.to_thread(prepare_orders, vault, target, parts[index + 1], phones)
-                )
-            yield staged
-            del staged
-    finally:
-        if not pending.done():
-            with contextlib.suppress(Exception):
-                await pending
 
 
 async def _match_buyers(session: AsyncSession, params: dict[str, Any], listed: bool) -> None:
@@ -961,13 +960,8 @@ async def _store_rejections(
         (pl.int_range(pl.len()) + offset + 1).alias("seq"),
         pl.col("reason").str.slice(0, 50),
     )
-    await _copy(
-        session,
-        "import_rejections",
-        frame.select(
-            "tenant_id", "import_id", "seq", "file", "line", "column", "reason", "order_no", "raw"
-        ),
-    )
+    columns = ["tenant_id", "import_id", "seq", "file", "line", "column", "reason", "order_no"]
+    await _copy(session, [("import_rejections", frame.select(*columns, "raw"))])
 
 
 async def load_snapshots(
@@ -1068,10 +1062,7 @@ async def _load_snapshots(
     if unlisted.facts is not None and unlisted.created_ids is not None:
         with _timed(counts, "facts_s"):
             facts, months = await unlisted.facts
-            created = pl.col("customer_id").is_in(unlisted.created_ids.implode())
-            await _write_new_facts(
-                session, target.tenant_id, facts.filter(created), months.filter(created)
-            )
+            await _write_new_facts(session, target.tenant_id, facts, months, unlisted.created_ids)
     if orders_changed is not None:
         changed = list((await session.scalars(text(_STATUS_CHANGED))).all())
         changed += [uuid.UUID(i) for ids in unlisted.order_ids for i in ids]
@@ -1085,14 +1076,23 @@ async def _load_snapshots(
 
 
 async def _write_new_facts(
-    session: AsyncSession, tenant_id: uuid.UUID, facts: pl.DataFrame, months: pl.DataFrame
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    facts: pl.DataFrame,
+    months: pl.DataFrame,
+    created_ids: pl.Series,
 ) -> None:
-    """COPY the facts and months computed for the customers the load created."""
-    tenant = pl.lit(str(tenant_id)).alias("tenant_id")
-    await lock_rollups(session, tenant_id, facts.height)
-    await _copy(session, "customer_facts", facts.sort("customer_id").select(tenant, pl.all()))
-    del facts
-    await _copy(session, "customer_months", months.select(tenant, pl.all()))
+    """COPY the facts and months computed for the buyers of a load, of the customers it
+    created (`created_ids`)."""
+    await lock_rollups(session, tenant_id, created_ids.len())
+
+    def rows() -> Iterator[tuple[str, pl.DataFrame]]:
+        tenant = pl.lit(str(tenant_id)).alias("tenant_id")
+        created = pl.col("customer_id").is_in(created_ids.implode())
+        yield "customer_facts", facts.filter(created).sort("customer_id").select(tenant, pl.all())
+        yield "customer_months", months.filter(created).select(tenant, pl.all())
+
+    await _copy(session, rows())
 
 
 def empty_frame(schema: dict[str, pl.DataType]) -> pl.DataFrame:

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from app.runtime import Runtime
+from app.services.imports import load
 from tests.conftest import RunJobs
 from tests.factories import TenantFactory
 from tests.imports.helpers import SETS, import_files, sample_files
@@ -92,6 +93,36 @@ async def test_first_import_stores_what_the_staged_path_stores(
     assert first["counts"] == second["counts"]
     assert await _stored(runtime, direct.tenant_id, direct_shop["id"]) == await _stored(
         runtime, staged.tenant_id, staged_shop["id"]
+    )
+
+
+@pytest.mark.parametrize(("platform", "folder"), [("tmall", "tmall"), ("pinduoduo", "pdd")])
+async def test_slices_of_a_few_rows_store_what_whole_frames_store(
+    platform: str,
+    folder: str,
+    tenants: TenantFactory,
+    run_jobs: RunJobs,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A large export is sealed, given ids and COPYed a slice at a time, the next slice made
+    while the database reads the current one: with slices of 7 rows the samples take that
+    path through dozens of slices (first import by COPY, then again through staging) and
+    must store what one slice per table stores."""
+    files = sample_files(SETS[0], folder)
+    whole, sliced = await tenants.create(), await tenants.create()
+    whole_shop, sliced_shop = await whole.shop(platform), await sliced.shop(platform)
+    first = await import_files(whole, run_jobs, files, platform, whole_shop["id"])
+    monkeypatch.setattr(load, "_COPY_ROWS", 7)
+    second = await import_files(sliced, run_jobs, files, platform, sliced_shop["id"])
+    assert first["counts"] == second["counts"]
+    assert first["counts"]["orders_created"] > 7 * 10
+    # Again, through staging (slices of 7 rows too): nothing changes.
+    again = await import_files(sliced, run_jobs, files, platform, sliced_shop["id"])
+    assert again["counts"]["orders_created"] == again["counts"]["orders_updated"] == 0
+    assert again["counts"]["orders_unchanged"] == first["counts"]["orders_created"]
+    assert await _stored(runtime, whole.tenant_id, whole_shop["id"]) == await _stored(
+        runtime, sliced.tenant_id, sliced_shop["id"]
     )
 
 

@@ -693,7 +693,8 @@ async def _copy(session: AsyncSession, parts: CopyParts) -> dict[str, float]:
     driver = await _driver(session)
     spent: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="kezhan-copy-") as folder:
-        files = _csv_files(iter(parts), Path(folder))
+        source = iter(parts)
+        files = _csv_files(source, Path(folder))
         pending = asyncio.ensure_future(asyncio.to_thread(next, files, None))
         try:
             while (current := await pending) is not None:
@@ -707,6 +708,10 @@ async def _copy(session: AsyncSession, parts: CopyParts) -> dict[str, float]:
                 with contextlib.suppress(Exception):
                     await pending
             files.close()
+            # A failed stream lets its producer go now (it may hold a large frame).
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
     return spent
 
 

@@ -409,7 +409,11 @@ def _timed(counts: LoadCounts, name: str) -> Iterator[None]:
     try:
         yield
     finally:
-        counts.timings[name] = counts.timings.get(name, 0.0) + time.perf_counter() - started
+        _add_time(counts, name, time.perf_counter() - started)
+
+
+def _add_time(counts: LoadCounts, name: str, seconds: float) -> None:
+    counts.timings[name] = counts.timings.get(name, 0.0) + seconds
 
 
 # --- SQL ---------------------------------------------------------------------------------------
@@ -727,10 +731,6 @@ def _csv_files(
             count += 1
             piece.write_csv(path, include_header=False, datetime_format=_COPY_DATETIME)
             yield table, piece.columns, path
-
-
-def _add_time(counts: LoadCounts, name: str, seconds: float) -> None:
-    counts.timings[name] = counts.timings.get(name, 0.0) + seconds
 
 
 def _check_unique(orders: pl.DataFrame) -> None:

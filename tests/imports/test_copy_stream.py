@@ -48,20 +48,27 @@ async def test_frames_land_in_their_tables_in_order(runtime: Runtime, small_slic
     assert list(small_slices.iterdir()) == []
 
 
+def _producer(
+    parts: list[tuple[str, pl.DataFrame]], closed: list[bool], error: Exception | None = None
+) -> Iterator[tuple[str, pl.DataFrame]]:
+    """`parts`, then `error` if given; notes in `closed` when it is let go."""
+    try:
+        yield from parts
+        if error is not None:
+            raise error
+    finally:
+        closed.append(True)
+
+
 async def test_a_failing_producer_stops_the_stream(runtime: Runtime, small_slices: Path) -> None:
     closed: list[bool] = []
-
-    def parts() -> Iterator[tuple[str, pl.DataFrame]]:
-        try:
-            yield "copy_c", pl.DataFrame({"n": [1, 2, 3]})
-            raise RuntimeError("sealing failed")
-        finally:
-            closed.append(True)
-
+    parts = _producer(
+        [("copy_c", pl.DataFrame({"n": [1, 2, 3]}))], closed, RuntimeError("sealing failed")
+    )
     async with runtime.sessions() as session:
         await session.execute(text("CREATE TEMP TABLE copy_c (n int)"))
         with pytest.raises(RuntimeError, match="sealing failed"):
-            await load._copy(session, parts())
+            await load._copy(session, parts)
         # What came before the failure is only in the transaction, which the caller rolls back.
         assert await session.scalar(text("SELECT count(*) FROM copy_c")) == 3
         await session.rollback()
@@ -71,18 +78,17 @@ async def test_a_failing_producer_stops_the_stream(runtime: Runtime, small_slice
 
 async def test_a_failing_copy_closes_the_producer(runtime: Runtime, small_slices: Path) -> None:
     closed: list[bool] = []
-
-    def parts() -> Iterator[tuple[str, pl.DataFrame]]:
-        try:
-            yield "copy_d", pl.DataFrame({"n": ["1", "2", "not a number", "4", "5"]})
-            yield "copy_d", pl.DataFrame({"n": ["6"]})
-        finally:
-            closed.append(True)
-
+    parts = _producer(
+        [
+            ("copy_d", pl.DataFrame({"n": ["1", "2", "not a number", "4", "5"]})),
+            ("copy_d", pl.DataFrame({"n": ["6"]})),
+        ],
+        closed,
+    )
     async with runtime.sessions() as session:
         await session.execute(text("CREATE TEMP TABLE copy_d (n int)"))
         with pytest.raises(Exception, match="invalid input syntax"):
-            await load._copy(session, parts())
+            await load._copy(session, parts)
         await session.rollback()
     assert closed == [True]
     assert list(small_slices.iterdir()) == []

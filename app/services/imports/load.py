@@ -323,6 +323,14 @@ _BUYER_SOURCE = [
 _KEY_SOURCE = ["buyer_key", "buyer_key_masked", "receiver_phone", "province", "city", "district"]
 
 
+def _keyed(orders: pl.LazyFrame, phones: pl.DataFrame, target: LoadTarget) -> pl.LazyFrame:
+    """Orders (with `_KEY_SOURCE`) with each one's buyer `ident_key` and `ident_shop`."""
+    who = _identity(target)
+    return orders.join(
+        phones.lazy().select("receiver_phone", "phone_hash"), on="receiver_phone", how="left"
+    ).with_columns(who.ident_key, who.ident_shop)
+
+
 def prepare_buyers(
     vault: Vault, target: LoadTarget, orders: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -330,16 +338,14 @@ def prepare_buyers(
     picks in SQL), with the ids a new customer and identity would get, and the `_phones` table
     the orders' staging frames reuse."""
     phones = _phones(vault, target.tenant_id, orders["receiver_phone"])
-    who = _identity(target)
     # Each buyer's latest order picked on narrow columns (its row number, time and key); only
     # those rows' buyer columns are then gathered (sorting every order's columns took 0.9 s
     # more at 1M orders, and every order's name was masked).
     latest = (
-        orders.lazy()
-        .select(*_KEY_SOURCE, "ordered_at")
-        .with_row_index("__row")
-        .join(phones.lazy().select("receiver_phone", "phone_hash"), on="receiver_phone", how="left")
-        .select("__row", "ordered_at", who.ident_key, who.ident_shop)
+        _keyed(
+            orders.lazy().select(*_KEY_SOURCE, "ordered_at").with_row_index("__row"), phones, target
+        )
+        .select("__row", "ordered_at", "ident_key", "ident_shop")
         .filter(pl.col("ident_key").is_not_null())
         .sort("ordered_at", descending=True, nulls_last=True, maintain_order=True)
         .unique(["ident_key", "ident_shop"], keep="first")
@@ -371,10 +377,7 @@ def prepare_buyers(
     ), phones
 
 
-_FACT_SOURCE = [
-    "order_no", "buyer_key", "buyer_key_masked", "receiver_phone", "province", "city",
-    "district", "status", "paid_at", "paid_fen", "refund_fen",
-]  # fmt: skip
+_FACT_SOURCE = ["order_no", *_KEY_SOURCE, "status", "paid_at", "paid_fen", "refund_fen"]
 
 
 def buyer_facts(
@@ -390,12 +393,8 @@ def buyer_facts(
     customer_id), from the snapshot's frames and `_phones` table. Computed while the database
     matches the buyers; the caller keeps the rows of the customers created (a matched buyer
     has orders elsewhere: the SQL refresh covers it)."""
-    who = _identity(target)
     bought = (
-        orders.lazy()
-        .select(_FACT_SOURCE)
-        .join(phones.lazy().select("receiver_phone", "phone_hash"), on="receiver_phone", how="left")
-        .with_columns(who.ident_key, who.ident_shop)
+        _keyed(orders.lazy().select(_FACT_SOURCE), phones, target)
         .join(buyers.lazy(), on=["ident_key", "ident_shop"], how="inner", nulls_equal=True)
         .select("order_no", "customer_id", *order_fact_columns())
         .collect()
